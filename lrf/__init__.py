@@ -1,0 +1,36 @@
+"""lrf: Leslie Smith's learning-rate range test, framework-free at its core.
+
+The core (this package's top level) imports no framework: the MXNet Gluon engine
+lives in :mod:`lrf.gluon`, plotting in :mod:`lrf.plot`, both imported on demand.
+
+>>> import lrf
+>>> result = lrf.find(learner)                # doctest: +SKIP
+>>> lrf.suggest(result, "reference").lr       # doctest: +SKIP
+"""
+
+from lrf.learner import Learner
+from lrf.result import SweepResult
+from lrf.schedules import exponential, exponential_range, linear_range
+from lrf.stopping import CRITERIA, StopReason, make_criterion
+from lrf.suggest import DEFAULT_RULE, RULES, CyclicalRange, Suggestion, cyclical_range, suggest
+from lrf.sweep import SweepConfig, SweepProgress, find
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_RULE",
+    "RULES",
+    "CyclicalRange",
+    "Learner",
+    "StopReason",
+    "Suggestion",
+    "SweepConfig",
+    "SweepProgress",
+    "SweepResult",
+    "cyclical_range",
+    "exponential",
+    "exponential_range",
+    "find",
+    "linear_range",
+    "make_criterion",
+    "suggest",
+]

@@ -1,0 +1,80 @@
+"""The sweep plot (SPEC §6) with suggestions marked; needs no display.
+
+matplotlib is imported here only, so ``import lrf`` stays light.
+
+>>> plot_sweep(result, [suggest(result)], path="sweep.png")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from lrf import _io
+from lrf.result import SweepResult
+from lrf.suggest import Suggestion
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+MARKER_COLOURS = ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink")
+
+
+def plot_sweep(
+    result: SweepResult,
+    suggestions: Iterable[Suggestion] = (),
+    *,
+    ax: "Axes | None" = None,
+    path: str | os.PathLike | None = None,
+    candidates: Sequence[float] = (),
+    title: str | None = None,
+) -> "Axes":
+    """Loss against learning rate as points on log-log axes, per SPEC §6.
+
+    Args:
+        result: the sweep to draw.
+        suggestions: each usable one is marked with a vertical line and its rate.
+        ax: draw on these axes (e.g. a subplot of the caller's figure); default a new figure.
+        path: if given, write the figure there as PNG, atomically.
+        candidates: further rates to mark with dotted lines (e.g. the checked candidates).
+        title: figure title (default: the stop reason).
+
+    Returns:
+        the axes drawn on.
+    """
+    from matplotlib.figure import Figure  # Figure without pyplot: no display, no global state
+
+    if ax is None:
+        ax = Figure(figsize=(7, 4.5), dpi=100).add_subplot()
+    points = [(lr, loss) for lr, loss in zip(result.lrs, result.losses) if math.isfinite(loss) and loss > 0]
+    if points:
+        lrs, losses = zip(*points)
+        ax.plot(lrs, losses, ".", markersize=4, color="tab:blue", label="loss")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if lrs[-1] > lrs[0]:
+            ax.set_xlim(lrs[0], lrs[-1])
+        ax.set_ylim(0.8 * min(losses), max(4 * losses[0], 1.01 * min(losses)))
+    smoothed = [(lr, s) for lr, s in zip(result.lrs, result.smoothed) if math.isfinite(s) and s > 0]
+    if smoothed:
+        ax.plot(*zip(*smoothed), "-", linewidth=1, color="tab:gray", alpha=0.7, label="smoothed loss")
+    for colour, suggestion in zip(MARKER_COLOURS, (s for s in suggestions if s.ok)):
+        ax.axvline(suggestion.lr, color=colour, linewidth=1.2, label=f"{suggestion.rule}: {suggestion.lr:.3g}")
+    for rate in candidates:
+        ax.axvline(rate, color="black", linestyle=":", linewidth=1, label=f"candidate {rate:.3g}")
+    ax.set_xlabel("Learning Rate")
+    ax.set_ylabel("Loss")
+    ax.set_title(title or f"LR range test: {len(result)} iterations, stopped: {result.stop_reason.value}")
+    ax.legend(loc="upper left", fontsize="small")
+    if path is not None:
+        save_figure(ax.figure, path)
+    return ax
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` to ``path`` as PNG atomically (a reader never sees half a PNG)."""
+    with _io.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", bbox_inches="tight")
+    return Path(path)

@@ -1,0 +1,213 @@
+"""Suggestion rules: plain functions ``rule(result) -> Suggestion``, looked up by name.
+
+Every rule reads the same curve: the smoothed losses up to the first non-finite
+one, against log10(lr). Derivatives are taken in log-lr space, on the smoothed
+loss passed once more through a centred moving average of
+:data:`DERIVATIVE_WINDOW` points (the reference smoothing of 0.3 leaves the
+curve too noisy to differentiate point by point).
+
+A curve that is too short, or that never falls, gives a :class:`Suggestion` with
+``lr=None`` and the reason, never an exception and never a made-up number.
+
+>>> suggest(result, "reference").lr   # doctest: +SKIP
+0.052
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from lrf._validate import one_of
+from lrf.result import SweepResult
+
+MIN_POINTS = 10  # fewer finite points than this is not a curve
+MIN_DROP = 0.02  # the smoothed loss must fall by 2 % of its start to count as falling
+DERIVATIVE_WINDOW = 5
+# The curve "turns" where it first comes within this fraction of its total fall of
+# the smallest smoothed loss: a flat or noisy bottom then turns where it starts,
+# not wherever rounding or noise put the last tiny dip.
+TURN_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A rule's answer: the rate, the point of the curve it comes from, and why.
+
+    ``lr is None`` means "no reliable suggestion"; ``reason`` says what was wrong.
+    """
+
+    rule: str
+    lr: float | None
+    index: int | None
+    loss: float | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.lr is not None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Suggestion":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CyclicalRange:
+    """(base_lr, max_lr) bounds for a cyclical schedule (Smith 2017, §3.3)."""
+
+    base_lr: float | None
+    max_lr: float | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.base_lr is not None
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """The part of a sweep every rule reads."""
+
+    lrs: np.ndarray
+    log_lrs: np.ndarray
+    smoothed: np.ndarray
+    turn: int  # where the curve reaches its bottom (see TURN_TOLERANCE)
+
+    def slope(self) -> np.ndarray:
+        """d(smoothed loss) / d(log10 lr), on the curve passed through a moving average."""
+        return np.gradient(_moving_average(self.smoothed, DERIVATIVE_WINDOW), self.log_lrs)
+
+    def at(self, rule: str, index: int, reason: str, lr: float | None = None) -> Suggestion:
+        rate = float(self.lrs[index]) if lr is None else lr
+        return Suggestion(rule, rate, index, float(self.smoothed[index]), reason)
+
+
+def _read_curve(result: SweepResult, rule: str) -> _Curve | Suggestion:
+    """The finite, falling part of the sweep, or the no-suggestion that explains why not."""
+    lrs = np.asarray(result.lrs, dtype=float)
+    smoothed = np.asarray(result.smoothed, dtype=float)
+    finite = np.isfinite(smoothed) & np.isfinite(lrs) & (lrs > 0)
+    end = len(smoothed) if finite.all() else int(np.argmin(finite))
+    if end < MIN_POINTS:
+        return _none(rule, f"too short: {end} finite points before the end of the sweep, need at least {MIN_POINTS}")
+    lrs, smoothed = lrs[:end], smoothed[:end]
+    lowest = float(smoothed.min())
+    fall = smoothed[0] - lowest
+    if fall < MIN_DROP * abs(smoothed[0]):
+        drop = fall / max(abs(smoothed[0]), np.finfo(float).tiny)
+        return _none(rule, f"the loss never falls: its smallest smoothed value is {drop:.1%} below the first, need {MIN_DROP:.0%}")
+    turn = int(np.argmax(smoothed <= lowest + TURN_TOLERANCE * fall))
+    if turn < 2:
+        return _none(rule, "the loss only rises: the smallest smoothed loss is at the start of the sweep")
+    return _Curve(lrs, np.log10(lrs), smoothed, turn)
+
+
+def _none(rule: str, reason: str) -> Suggestion:
+    return Suggestion(rule, None, None, None, f"no reliable suggestion: {reason}")
+
+
+# --- the rules ------------------------------------------------------------------------
+
+
+def reference(result: SweepResult) -> Suggestion:
+    """The reference reading (SPEC §7): the highest rate at which the loss still falls,
+    at most half the rate where the curve turns (reaches its smallest smoothed loss)."""
+    curve = _read_curve(result, "reference")
+    if isinstance(curve, Suggestion):
+        return curve
+    half = curve.lrs[curve.turn] / 2
+    falling = np.flatnonzero((curve.slope()[: curve.turn] < 0) & (curve.lrs[: curve.turn] <= half))
+    if falling.size == 0:
+        return _none("reference", f"the loss does not fall below half the turning rate ({half:.3g})")
+    return curve.at("reference", int(falling[-1]), f"highest rate still falling, <= half the turning rate {2 * half:.3g}")
+
+
+def steepest(result: SweepResult) -> Suggestion:
+    """Where the smoothed loss falls fastest per decade of learning rate, before the turn."""
+    curve = _read_curve(result, "steepest")
+    if isinstance(curve, Suggestion):
+        return curve
+    slope = curve.slope()[: curve.turn + 1]
+    index = int(np.argmin(slope))
+    if slope[index] >= 0:
+        return _none("steepest", "the smoothed loss never decreases before the turn")
+    return curve.at("steepest", index, f"steepest descent: {slope[index]:.3g} loss per decade of lr")
+
+
+def valley(result: SweepResult) -> Suggestion:
+    """fastai's "valley": inside the longest falling stretch of the smoothed loss,
+    the point half-way between its first and second third."""
+    curve = _read_curve(result, "valley")
+    if isinstance(curve, Suggestion):
+        return curve
+    losses = curve.smoothed
+    n = len(losses)
+    # longest strictly decreasing subsequence ending at each point (O(n^2), n is a few hundred)
+    length = np.ones(n, dtype=int)
+    for i in range(1, n):
+        earlier = length[:i][losses[:i] > losses[i]]
+        if earlier.size:
+            length[i] = earlier.max() + 1
+    end = int(np.argmax(length))
+    start = end - int(length[end]) + 1
+    third = (end - start) / 3
+    index = start + int(third) + int(third / 2)
+    return curve.at("valley", index, f"valley of the longest falling stretch (points {start}..{end})")
+
+
+def minimum(result: SweepResult) -> Suggestion:
+    """A tenth of the rate where the smoothed loss reaches its bottom (fastai's "minimum")."""
+    curve = _read_curve(result, "minimum")
+    if isinstance(curve, Suggestion):
+        return curve
+    rate = float(curve.lrs[curve.turn]) / 10
+    nearest = int(np.argmin(np.abs(curve.log_lrs - np.log10(rate))))
+    return curve.at("minimum", nearest, f"a tenth of the rate where the loss bottoms out ({curve.lrs[curve.turn]:.3g})", lr=rate)
+
+
+Rule = Callable[[SweepResult], Suggestion]
+RULES: dict[str, Rule] = {"reference": reference, "steepest": steepest, "valley": valley, "minimum": minimum}
+DEFAULT_RULE = "reference"
+
+
+def suggest(result: SweepResult, rule: str = DEFAULT_RULE) -> Suggestion:
+    """Apply the rule registered under ``rule`` (see :data:`RULES`) to ``result``.
+
+    Raises:
+        ValueError: unknown rule name.
+    """
+    one_of("rule", rule, RULES)
+    return RULES[rule](result)
+
+
+def cyclical_range(result: SweepResult, rule: str = DEFAULT_RULE) -> CyclicalRange:
+    """Bounds for a cyclical schedule: ``max_lr`` is the rule's pick, ``base_lr`` the
+    rate where the smoothed loss has made a tenth of its total fall (where it
+    "starts to fall"), or ``max_lr / 4`` (Smith's rule of thumb) if that is not lower."""
+    curve = _read_curve(result, rule)
+    if isinstance(curve, Suggestion):
+        return CyclicalRange(None, None, curve.reason)
+    pick = suggest(result, rule)
+    if not pick.ok:
+        return CyclicalRange(None, None, pick.reason)
+    fallen = curve.smoothed[0] - curve.smoothed[: curve.turn + 1]
+    start = int(np.argmax(fallen >= 0.1 * fallen.max()))
+    base = float(curve.lrs[start])
+    if base >= pick.lr:
+        return CyclicalRange(pick.lr / 4, pick.lr, f"max_lr from rule {rule!r}; base_lr = max_lr / 4")
+    return CyclicalRange(base, pick.lr, f"max_lr from rule {rule!r}; base_lr where the loss starts to fall")
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average that keeps the length (shorter windows at the edges)."""
+    if len(values) < window:
+        return values
+    half = window // 2
+    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
+    return np.convolve(padded, np.ones(window) / window, mode="valid")
