@@ -1,0 +1,1 @@
+"""MXNet Gluon engine for lrf (imported only at the edges: the core never imports MXNet)."""

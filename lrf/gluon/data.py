@@ -1,0 +1,424 @@
+"""Data sources and loaders for the LR range test on Gluon (SPEC §3).
+
+A data source is named by a short text, the ``data=`` value of the CLI and of
+flows, parsed into a :class:`DataSpec`:
+
+- ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside the
+  sklearn wheel; the offline default (no download).
+- ``cifar10`` or ``cifar10:ROOT``: the CIFAR-10 download of Gluon (default
+  root ``~/.mxnet/datasets/cifar10``); the reference data.
+- ``rec:PATH/train.rec``: an indexed MXNet RecordIO file (``.idx`` next to
+  it); the holdout is the sibling file with ``train`` replaced by ``test`` in
+  its name, when it exists.
+- ``folder:PATH``: one sub-folder per class of ``.jpg``/``.jpeg``/``.png``
+  images, resized to 32x32; no holdout.
+
+Every dataset yields ``(CHW float32 image, float32 label)``. ``cifar10``,
+``rec`` and ``folder`` images are scaled to [0, 1] and normalised with the
+CIFAR-10 per-channel statistics of SPEC §3 (the reference data is CIFAR-10;
+other data gets the same statistics rather than its own). ``digits`` is
+normalised with the mean and standard deviation of its own training split.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
+
+from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
+
+__all__ = [
+    "DataSpec",
+    "DatasetInfo",
+    "close_loader",
+    "load_dataset",
+    "make_batch_loader",
+    "make_eval_loader",
+    "parse_data_spec",
+    "validate_data_spec",
+]
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("digits", "cifar10", "rec", "folder")
+SPLITS = ("train", "holdout")
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what ImageFolderDataset reads
+FOLDER_IMAGE_SIZE = 32
+DIGITS_NUM_TRAIN = 1500  # of 1797; the other 297 are the holdout
+# Reading a RecordIO header means reading its record; measured ~0.5 s for the
+# 50,000 CIFAR-10 records (warm cache). Larger files are scanned only this far.
+REC_LABEL_SCAN_LIMIT = 100_000
+
+_FORMS = "digits, cifar10, cifar10:ROOT, rec:PATH/train.rec, folder:PATH"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data to load: a source name and, for some sources, a path.
+
+    ``str(spec)`` gives the text :func:`parse_data_spec` reads back.
+
+    Raises:
+        ValueError: unknown source, missing path (rec, folder) or a path
+            given to ``digits``.
+    """
+
+    source: str
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"data= must be one of {_FORMS}; got data={str(self)!r}")
+        if self.path == "":
+            raise ValueError(f"data= has an empty path; got data={str(self)!r}")
+        if self.source == "digits" and self.path is not None:
+            raise ValueError(f"data=digits takes no path; got data={str(self)!r}")
+        if self.source in ("rec", "folder") and self.path is None:
+            raise ValueError(
+                f"data={self.source} needs a path ({self.source}:PATH); got data={str(self)!r}"
+            )
+
+    def __str__(self) -> str:
+        return self.source if self.path is None else f"{self.source}:{self.path}"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Small description of a loaded data source (the same for both splits)."""
+
+    num_classes: int
+    image_shape: tuple[int, int, int]  # (channels, height, width) as yielded
+    num_train: int
+    num_holdout: int  # 0 when the source has no holdout
+
+
+def parse_data_spec(text: str) -> DataSpec:
+    """Parse ``digits``, ``cifar10[:ROOT]``, ``rec:PATH`` or ``folder:PATH``.
+
+    Only the syntax is checked; :func:`validate_data_spec` checks the files.
+
+    Raises:
+        TypeError: if ``text`` is not a string.
+        ValueError: unknown source or missing path, naming ``data=``.
+
+    Example:
+        >>> parse_data_spec("rec:/data/train.rec")
+        DataSpec(source='rec', path='/data/train.rec')
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"data= must be a string, got data={text!r}")
+    source, sep, path = text.strip().partition(":")
+    return DataSpec(source, path if sep else None)
+
+
+def validate_data_spec(spec: DataSpec) -> None:
+    """Check that the files a spec names exist, without loading any data.
+
+    Raises:
+        ValueError: rec: the ``.rec`` or its ``.idx`` is missing; folder: not a
+            directory, or no class sub-folder holds an image; cifar10: the
+            root exists but is not a directory.
+
+    Example:
+        >>> validate_data_spec(parse_data_spec("digits"))
+    """
+    if not isinstance(spec, DataSpec):
+        raise TypeError(f"spec must be a DataSpec, got spec={spec!r}")
+    if spec.source == "cifar10" and spec.path is not None:
+        root = os.path.expanduser(spec.path)
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise ValueError(f"data={str(spec)!r}: download root {root} is not a directory")
+    elif spec.source == "rec":
+        rec, idx = _rec_files(spec.path)
+        if not os.path.isfile(rec):
+            raise ValueError(f"data={str(spec)!r}: record file {rec} does not exist")
+        if not os.path.isfile(idx):
+            raise ValueError(
+                f"data={str(spec)!r}: index file {idx} does not exist "
+                "(an indexed RecordIO file needs its .idx next to the .rec)"
+            )
+    elif spec.source == "folder":
+        root = os.path.expanduser(spec.path)
+        if not os.path.isdir(root):
+            raise ValueError(f"data={str(spec)!r}: {root} is not a directory")
+        if not _folder_has_image(root):
+            raise ValueError(
+                f"data={str(spec)!r}: {root} has no class sub-folder holding an image "
+                f"({', '.join(IMAGE_EXTENSIONS)}); expected {root}/CLASS/IMAGE"
+            )
+
+
+def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, DatasetInfo]:
+    """Load one split of a data source as a Gluon dataset.
+
+    Args:
+        spec: a :class:`DataSpec` or its text (``"digits"``, ...).
+        split: ``"train"`` (default) or ``"holdout"``.
+
+    Returns:
+        ``(dataset, info)``; items are ``(CHW float32 image, float32 label)``.
+
+    Raises:
+        ValueError: invalid spec or files (see :func:`validate_data_spec`),
+            unknown split, or ``split="holdout"`` for a source without one.
+
+    Example:
+        >>> dataset, info = load_dataset("digits")
+        >>> len(dataset), info.num_classes, info.image_shape
+        (1500, 10, (1, 8, 8))
+    """
+    if isinstance(spec, str):
+        spec = parse_data_spec(spec)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got split={split!r}")
+    validate_data_spec(spec)
+    loader = {
+        "digits": _load_digits,
+        "cifar10": _load_cifar10,
+        "rec": _load_rec,
+        "folder": _load_folder,
+    }[spec.source]
+    return loader(spec, split)
+
+
+def make_batch_loader(
+    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = 42
+) -> DataLoader:
+    """An endless loader of shuffled batches of exactly ``batch_size`` (SPEC §3).
+
+    Keep one iterator open over it: each ``iter()`` continues the same random
+    stream, so only the first iterator of a fresh loader is reproducible from
+    ``seed``. Call :func:`close_loader` when done to stop the workers.
+
+    Args:
+        dataset: a Gluon dataset with a length.
+        batch_size: samples per batch, ``1 <= batch_size <= len(dataset)``.
+        num_workers: loader processes; ``None`` (default) means one per CPU
+            core, ``0`` loads in the calling process.
+        seed: seed of the batch order (default 42).
+
+    Raises:
+        TypeError / ValueError: invalid ``batch_size``, ``num_workers`` or
+            ``seed``, naming the parameter and the value.
+
+    Example:
+        >>> dataset, _ = load_dataset("digits")
+        >>> batches = iter(make_batch_loader(dataset, 128, num_workers=0))
+        >>> next(batches)[0].shape
+        (128, 1, 8, 8)
+    """
+    if not _is_int(batch_size):
+        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    size = len(dataset)
+    if not 1 <= batch_size <= size:
+        raise ValueError(
+            f"batch_size must be between 1 and the data size ({size} samples), "
+            f"got batch_size={batch_size!r}"
+        )
+    if num_workers is None:
+        num_workers = os.cpu_count() or 1
+    if not _is_int(num_workers):
+        raise TypeError(f"num_workers must be an integer >= 0, got num_workers={num_workers!r}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got num_workers={num_workers!r}")
+    batch_sampler = ContinuousBatchSampler(SeededRandomSampler(size, seed), batch_size)
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(num_workers))
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    """A finite loader over ``dataset`` in order, last batch kept, no workers.
+
+    Raises:
+        TypeError / ValueError: if ``batch_size`` is not a positive integer.
+
+    Example:
+        >>> dataset, _ = load_dataset("digits", "holdout")
+        >>> [x.shape[0] for x, _ in make_eval_loader(dataset, 100)]
+        [100, 100, 97]
+    """
+    if not _is_int(batch_size):
+        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    return DataLoader(
+        dataset, batch_size=int(batch_size), shuffle=False, last_batch="keep", num_workers=0
+    )
+
+
+def close_loader(loader: DataLoader) -> None:
+    """Terminate a loader's worker processes and wait for them; idempotent.
+
+    MXNet 1.9.1's ``DataLoader`` keeps a ``multiprocessing.Pool`` in
+    ``_worker_pool`` and terminates it only in ``__del__``, i.e. whenever
+    garbage collection gets to it. Iterators over the loader must not be used
+    afterwards. A loader with ``num_workers=0`` has no pool: nothing to do.
+    """
+    pool = getattr(loader, "_worker_pool", None)
+    if pool is not None:
+        pool.terminate()
+        pool.join()
+        loader._worker_pool = None  # so __del__ does not terminate it again
+    loader._iter = None  # drop a prefetched iterator bound to the dead pool
+
+
+# -- sources -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from sklearn.datasets import load_digits  # heavy import, only when needed
+
+    digits = load_digits()
+    images = (digits.images / 16.0)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
+    labels = digits.target.astype(np.float32)
+    order = np.random.RandomState(0).permutation(len(labels))
+    indices = {"train": order[:DIGITS_NUM_TRAIN], "holdout": order[DIGITS_NUM_TRAIN:]}
+    train = images[indices["train"]]
+    mean, std = float(train.mean()), float(train.std())
+    splits = {}
+    for split, index in indices.items():
+        x = ((images[index] - mean) / std).astype(np.float32)
+        y = labels[index]
+        # Cached and shared between calls: make accidental mutation an error.
+        x.setflags(write=False)
+        y.setflags(write=False)
+        splits[split] = (x, y)
+    return splits
+
+
+def _load_digits(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
+    splits = _digits_splits()
+    info = DatasetInfo(
+        num_classes=10,
+        image_shape=tuple(splits["train"][0].shape[1:]),
+        num_train=len(splits["train"][1]),
+        num_holdout=len(splits["holdout"][1]),
+    )
+    return ArrayDataset(*splits[split]), info
+
+
+def _load_cifar10(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
+    kwargs = {} if spec.path is None else {"root": os.path.expanduser(spec.path)}
+    # Downloads (about 170 MB) on first use; never at import.
+    dataset = mx.gluon.data.vision.CIFAR10(train=(split == "train"), **kwargs)
+    info = DatasetInfo(
+        num_classes=10, image_shape=(3, 32, 32), num_train=50_000, num_holdout=10_000
+    )
+    return dataset.transform(_normalised_sample), info
+
+
+def _load_rec(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
+    rec, _ = _rec_files(spec.path)
+    holdout = _rec_holdout(rec)
+    if split == "holdout" and holdout is None:
+        raise ValueError(
+            f"data={str(spec)!r} has no holdout: expected a sibling file with 'train' "
+            "replaced by 'test' in its name (and its .idx)"
+        )
+    stat = os.stat(rec)
+    num_classes, image_shape, num_train = _rec_summary(rec, stat.st_mtime_ns, stat.st_size)
+    num_holdout = 0
+    if holdout is not None:
+        num_holdout = len(mx.recordio.MXIndexedRecordIO(_rec_files(holdout)[1], holdout, "r").keys)
+    info = DatasetInfo(num_classes, image_shape, num_train, num_holdout)
+    dataset = mx.gluon.data.vision.ImageRecordDataset(rec if split == "train" else holdout)
+    return dataset.transform(_normalised_sample), info
+
+
+def _load_folder(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
+    if split == "holdout":
+        raise ValueError(f"data={str(spec)!r} has no holdout (folder sources are train only)")
+    dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.expanduser(spec.path))
+    info = DatasetInfo(
+        num_classes=len(dataset.synsets),
+        image_shape=(3, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE),
+        num_train=len(dataset),
+        num_holdout=0,
+    )
+    return dataset.transform(_resized_normalised_sample), info
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+@functools.cache
+def _image_transform() -> mx.gluon.Block:
+    # Built once per process (loader workers build their own on first use).
+    from mxnet.gluon.data.vision import transforms
+
+    return transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    )
+
+
+# Module-level functions, not lambdas, so datasets stay picklable for workers.
+# The label becomes float32 here: RecordIO gives a Python float (float64 after
+# batching) and CIFAR10 an int32.
+def _normalised_sample(image: mx.nd.NDArray, label) -> tuple[mx.nd.NDArray, np.float32]:
+    return _image_transform()(image), np.float32(label)
+
+
+def _resized_normalised_sample(image: mx.nd.NDArray, label) -> tuple[mx.nd.NDArray, np.float32]:
+    return _normalised_sample(mx.image.imresize(image, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE), label)
+
+
+def _rec_files(path: str) -> tuple[str, str]:
+    rec = os.path.expanduser(path)
+    # Same rule as Gluon's RecordFileDataset.
+    return rec, os.path.splitext(rec)[0] + ".idx"
+
+
+def _rec_holdout(rec: str) -> str | None:
+    folder, name = os.path.split(rec)
+    if "train" not in name:
+        return None
+    holdout = os.path.join(folder, name.replace("train", "test"))
+    return holdout if all(map(os.path.isfile, _rec_files(holdout))) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _rec_summary(rec: str, mtime_ns: int, size: int) -> tuple[int, tuple[int, int, int], int]:
+    """(num_classes, CHW shape, number of records); cached per file version."""
+    del mtime_ns, size  # only part of the cache key
+    started = time.perf_counter()
+    record = mx.recordio.MXIndexedRecordIO(_rec_files(rec)[1], rec, "r")
+    try:
+        keys = record.keys
+        if not keys:
+            raise ValueError(f"record file {rec} holds no records")
+        _, payload = mx.recordio.unpack(record.read_idx(keys[0]))
+        height, width, _ = mx.image.imdecode(payload, 1).shape  # flag 1: 3 channels
+        top = -1.0
+        for key in keys[:REC_LABEL_SCAN_LIMIT]:
+            label = mx.recordio.unpack(record.read_idx(key))[0].label
+            if not np.isscalar(label):
+                raise ValueError(f"record file {rec} holds multi-value labels; need class indices")
+            top = max(top, float(label))
+    finally:
+        record.close()
+    logger.debug(
+        "scanned %d of %d labels of %s in %.2f s",
+        min(len(keys), REC_LABEL_SCAN_LIMIT),
+        len(keys),
+        rec,
+        time.perf_counter() - started,
+    )
+    return int(top) + 1, (3, height, width), len(keys)
+
+
+def _folder_has_image(root: str) -> bool:
+    for entry in os.scandir(root):
+        if entry.is_dir():
+            for item in os.scandir(entry.path):
+                if item.is_file() and os.path.splitext(item.name)[1].lower() in IMAGE_EXTENSIONS:
+                    return True
+    return False

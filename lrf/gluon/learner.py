@@ -1,0 +1,112 @@
+"""The Gluon learner (SPEC §2): one iteration at a given rate, snapshot, restore."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import mxnet as mx
+from mxnet import autograd, gluon
+
+log = logging.getLogger(__name__)
+
+
+class GluonLearner:
+    """Owns the network, an endless batch stream, the device, the loss and the trainer.
+
+    Args:
+        net: an initialised (possibly lazily shaped) Gluon network.
+        batches: an endless iterable of ``(data, label)`` batches (see
+            :func:`lrf.gluon.data.make_batch_loader`); one iterator stays open over it.
+        ctx: the device context.
+        trainer: a ``gluon.Trainer`` over ``net``'s parameters; default plain SGD at
+            learning rate 0.001 (SPEC §2).
+        loss: default softmax cross-entropy.
+
+    Raises:
+        ValueError: the trainer's optimizer has an ``lr_scheduler`` (Gluon refuses to
+            change the rate then, so a sweep could not set it).
+    """
+
+    def __init__(
+        self,
+        net: gluon.Block,
+        batches: Iterable,
+        ctx: mx.Context,
+        *,
+        trainer: gluon.Trainer | None = None,
+        loss: gluon.loss.Loss | None = None,
+    ):
+        trainer = trainer or gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.001})
+        if trainer.optimizer.lr_scheduler is not None:
+            raise ValueError(
+                f"trainer has an lr_scheduler ({type(trainer.optimizer.lr_scheduler).__name__}); "
+                "the finder must set the rate itself: build the trainer without lr_scheduler"
+            )
+        self.net = net
+        self.ctx = ctx
+        self.trainer = trainer
+        self.loss = loss or gluon.loss.SoftmaxCrossEntropyLoss()
+        self._source = batches
+        self._batches = iter(batches)
+
+    def iteration(self, lr: float | None = None, take_step: bool = True) -> float:
+        """Train on the next batch at ``lr`` (if given) and return its mean loss.
+
+        With ``take_step=False`` this is a dry run that changes nothing in the model:
+        a forward pass in inference mode, without backward. (MXNet's BatchNorm
+        updates its running statistics during the backward pass, even when recorded
+        with ``train_mode=False``: a backward would move them.) It still materialises
+        lazy shapes, which is what the sweep needs it for.
+        """
+        if lr is not None and lr != self.trainer.learning_rate:
+            self.trainer.set_learning_rate(lr)
+        data, label = next(self._batches)
+        data = data.as_in_context(self.ctx)
+        label = label.as_in_context(self.ctx)
+        if not take_step:
+            loss = self.loss(self.net(data), label)
+        else:
+            with autograd.record():
+                loss = self.loss(self.net(data), label)
+            loss.backward()
+            self.trainer.step(data.shape[0])  # gradients normalised by the batch size
+        return float(loss.mean().asscalar())  # the one point where the host waits for the device
+
+    def snapshot(self) -> tuple[dict[str, mx.nd.NDArray], bytes]:
+        """In-memory copies of every parameter and of the trainer state (no files)."""
+        params = {name: param.data().copy() for name, param in self.net.collect_params().items()}
+        return params, self._updater().get_states(dump_optimizer=True)
+
+    def restore(self, snapshot: tuple[dict[str, mx.nd.NDArray], bytes]) -> None:
+        """Put parameters and trainer state back bit-for-bit (mirrors ``Trainer.load_states``)."""
+        params, states = snapshot
+        for name, param in self.net.collect_params().items():
+            param.set_data(params[name])
+        trainer = self.trainer
+        for updater in trainer._updaters:
+            updater.set_states(states)
+            updater.optimizer = trainer._updaters[0].optimizer
+        trainer._optimizer = trainer._updaters[0].optimizer
+        trainer._optimizer.param_dict = dict(enumerate(trainer._params))
+        mx.nd.waitall()
+
+    def close(self) -> None:
+        """Stop the batch stream's worker processes (if any)."""
+        from lrf.gluon.data import close_loader
+
+        close_loader(self._source)
+
+    def __enter__(self) -> "GluonLearner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _updater(self):
+        trainer = self.trainer
+        if not trainer._kv_initialized:
+            trainer._init_kvstore()
+        if trainer._update_on_kvstore:
+            raise ValueError("trainer updates on a kvstore (multi-device); lrf snapshots single-device trainers only")
+        return trainer._updaters[0]
