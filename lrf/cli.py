@@ -1,0 +1,196 @@
+"""``lrf find``: one learning-rate range test from the terminal.
+
+Writes ``sweep.csv``, ``sweep.png`` and ``summary.json`` (last, so a folder with a
+summary is complete) into the output folder and prints the suggestion. Usage
+errors exit with status 2 and name the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from lrf import _io
+from lrf.stopping import CRITERIA
+from lrf.suggest import DEFAULT_RULE, RULES, cyclical_range, suggest
+from lrf.sweep import SCHEDULES, SweepConfig
+
+DEFAULT_OUT_ROOT = Path("lrf-runs")
+SUMMARY_FORMAT = "lrf-find-summary"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrf", description="Leslie Smith's learning-rate range test on MXNet Gluon.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    find = commands.add_parser(
+        "find",
+        help="run one range test and suggest a learning rate",
+        description="Train one batch per rate while the rate grows geometrically, stop when the loss "
+        "diverges, restore the model, write the curve, its plot and a summary, print the suggestion. "
+        "Defaults are the reference's (SPEC.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = find.add_argument_group("data, model, device")
+    data.add_argument("--data", default="digits", help="digits (offline, ships with scikit-learn), cifar10[:ROOT] "
+                      "(downloads), rec:PATH/train.rec (indexed RecordIO), folder:PATH (one sub-folder per class)")
+    data.add_argument("--model", default=None, help="small-cnn or a Gluon model-zoo name, e.g. resnet18_v2 "
+                      "(default: small-cnn for digits, resnet18_v2 otherwise)")
+    data.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
+    data.add_argument("--batch-size", type=int, default=128, help="samples per iteration")
+    data.add_argument("--seed", type=int, default=42, help="seeds the initial weights and the batch order")
+    data.add_argument("--workers", type=int, default=None, help="data loader processes (default: one per CPU core)")
+    data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
+    sweep = find.add_argument_group("sweep")
+    defaults = SweepConfig()
+    sweep.add_argument("--lr-start", type=float, default=defaults.lr_start, help="rate of the first iteration")
+    sweep.add_argument("--lr-multiplier", type=float, default=defaults.lr_multiplier, help="factor between iterations")
+    sweep.add_argument("--lr-end", type=float, default=None,
+                       help="sweep a range instead: --max-iter steps from --lr-start to --lr-end")
+    sweep.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES,
+                       help="shape of a range sweep (linear needs --lr-end)")
+    sweep.add_argument("--smoothing", type=float, default=defaults.smoothing,
+                       help="weight of the old running mean of the loss, in [0, 1)")
+    sweep.add_argument("--min-iter", type=int, default=defaults.min_iter, help="no divergence stop before this")
+    sweep.add_argument("--max-iter", type=int, default=defaults.max_iter, help="at most this many iterations")
+    sweep.add_argument("--max-lr", type=float, default=defaults.max_lr, help="never train above this rate")
+    sweep.add_argument("--criterion", default=defaults.criterion, choices=sorted(CRITERIA), help="stopping criterion")
+    output = find.add_argument_group("suggestion and output")
+    output.add_argument("--rule", default=DEFAULT_RULE, choices=sorted(RULES), help="suggestion rule to report")
+    output.add_argument("--out", type=Path, default=None,
+                        help="output folder, must be new or empty (default: lrf-runs/find-TIMESTAMP)")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_find(parser, args)
+
+
+def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    config, setup, out = _validated(parser, args)
+    from lrf.gluon.experiment import open_learner  # MXNet only now that the input is valid
+
+    try:
+        learner = open_learner(setup, args.init_params)
+    except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
+        _usage_error(parser, error)
+    started = time.perf_counter()
+    with learner, _progress_bar(config, enabled=not args.no_progress) as progress:
+        from lrf.sweep import find
+
+        result = find(learner, config, progress=progress)
+    seconds = time.perf_counter() - started
+
+    suggestions = {name: suggest(result, name) for name in RULES}
+    chosen = suggestions[args.rule]
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "sweep.csv")
+    from lrf.plot import plot_sweep
+
+    plot_sweep(result, [chosen, *(s for name, s in suggestions.items() if name != args.rule)], path=out / "sweep.png")
+    bounds = cyclical_range(result, args.rule)
+    summary = {
+        "format": SUMMARY_FORMAT,
+        "version": 1,
+        "setup": {**vars(setup), "init_params": args.init_params},
+        "config": config.to_dict(),
+        "stop_reason": result.stop_reason.value,
+        "iterations": len(result),
+        "seconds": round(seconds, 3),
+        "rule": args.rule,
+        "suggestion": chosen.to_dict(),
+        "suggestions": {name: s.to_dict() for name, s in suggestions.items()},
+        "cyclical_range": {"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "reason": bounds.reason},
+        "files": {"sweep": "sweep.csv", "plot": "sweep.png"},
+    }
+    _io.write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
+
+    print(f"sweep: {len(result)} iterations in {seconds:.1f} s, stopped: {result.stop_reason.value}")
+    for name, s in suggestions.items():
+        mark = "*" if name == args.rule else " "
+        rate = f"{s.lr:.3g}" if s.ok else "-"
+        print(f" {mark} {name:<10} {rate:>10}  {s.reason}")
+    if chosen.ok:
+        print(f"suggested learning rate ({args.rule}): {chosen.lr:.3g}")
+    else:
+        print(f"no suggested learning rate ({args.rule}): {chosen.reason}")
+    print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}, {out / 'summary.json'}")
+    return 0
+
+
+def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """Every check that needs no data loaded: all before anything runs or is written."""
+    try:
+        config = SweepConfig(
+            lr_start=args.lr_start, lr_multiplier=args.lr_multiplier, lr_end=args.lr_end, schedule=args.schedule,
+            smoothing=args.smoothing, min_iter=args.min_iter, criterion=args.criterion,
+            max_iter=args.max_iter, max_lr=args.max_lr,
+        )
+        from lrf.gluon.experiment import Setup
+
+        setup = Setup(data=args.data, model=args.model, device=args.device, batch_size=args.batch_size,
+                      seed=args.seed, workers=args.workers)
+        if args.init_params is not None and not Path(args.init_params).is_file():
+            raise ValueError(f"init_params={args.init_params!r} is not a file")
+    except (ValueError, TypeError) as error:
+        _usage_error(parser, error)
+    out = args.out or DEFAULT_OUT_ROOT / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        parser.error(f"argument --out: {str(out)!r} exists and is not an empty folder (each run gets its own)")
+    return config, setup, out
+
+
+def _usage_error(parser: argparse.ArgumentParser, error: Exception):
+    """Exit 2 with the message, led by the option that the failing parameter came from."""
+    match = re.search(r"\b([a-z_]+)=", str(error))
+    name = {"num_workers": "workers"}.get(match.group(1), match.group(1)) if match else None
+    parser.exit(2, f"{parser.prog} find: error: argument --{(name or 'data').replace('_', '-')}: {error}\n")
+
+
+def _short_id() -> str:
+    import secrets
+
+    return secrets.token_hex(2)
+
+
+class _progress_bar:
+    """A tqdm bar on stderr fed by the sweep's progress callback (iteration, lr, smoothed loss)."""
+
+    def __init__(self, config: SweepConfig, enabled: bool):
+        self.enabled = enabled
+        steps = config.max_iter
+        if config.lr_end is None:  # the rate bound usually comes first
+            steps = min(steps, math.floor(math.log(config.max_lr / config.lr_start, config.lr_multiplier)) + 1)
+        self.total = steps
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, desc="lr sweep", unit="it", file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def __call__(self, progress) -> None:
+        self.bar.set_postfix_str(f"lr={progress.lr:.3g} smoothed_loss={progress.smoothed_loss:.4g}", refresh=False)
+        self.bar.update(1)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

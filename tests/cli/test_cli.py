@@ -1,0 +1,129 @@
+"""``lrf find`` end to end on the offline default, and its usage errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrf import StopReason, SweepResult
+from lrf.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("find") / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "lrf.cli", "find", "--out", str(out), "--workers", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    return out, done
+
+
+def test_find_writes_curve_plot_and_summary(run):
+    out, done = run
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "sweep.csv", "sweep.png"]
+    result = SweepResult.load(out / "sweep.csv")
+    assert result.stop_reason is StopReason.DIVERGED  # the small CNN on digits diverges by itself
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setup"]["data"] == "digits" and summary["setup"]["model"] == "small-cnn"
+    assert summary["iterations"] == len(result)
+    assert summary["rule"] == "reference"
+    assert summary["suggestion"]["lr"] == summary["suggestions"]["reference"]["lr"]
+    assert result.lrs[0] < summary["suggestion"]["lr"] < result.lrs[-1]
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_find_prints_the_suggestion_and_a_progress_bar(run):
+    out, done = run
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"suggested learning rate (reference): {summary['suggestion']['lr']:.3g}" in done.stdout
+    assert "lr sweep" in done.stderr and "smoothed_loss=" in done.stderr
+
+
+def test_same_seed_same_curve(tmp_path, run):
+    out, _ = run
+    assert main(["find", "--out", str(tmp_path / "again"), "--workers", "0", "--no-progress"]) == 0
+    first = SweepResult.load(out / "sweep.csv")
+    again = SweepResult.load(tmp_path / "again" / "sweep.csv")
+    assert again.losses == first.losses  # workers change nothing: same seed, same batches, same curve
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--model", "--device", "--batch-size", "--seed", "--workers", "--lr-start",
+                   "--lr-multiplier", "--lr-end", "--schedule", "--smoothing", "--min-iter", "--max-iter",
+                   "--max-lr", "--criterion", "--rule", "--out", "--init-params"):
+        assert option in text
+
+
+@pytest.mark.parametrize(
+    "args, option, value",
+    [
+        (["--lr-start", "0"], "--lr-start", "lr_start=0.0"),
+        (["--lr-start", "-0.001"], "--lr-start", "lr_start=-0.001"),
+        (["--lr-start", "nan"], "--lr-start", "lr_start=nan"),
+        (["--lr-multiplier", "1"], "--lr-multiplier", "lr_multiplier=1.0"),
+        (["--smoothing", "1.5"], "--smoothing", "smoothing=1.5"),
+        (["--min-iter", "0"], "--min-iter", "min_iter=0"),
+        (["--max-iter", "-3"], "--max-iter", "max_iter=-3"),
+        (["--max-lr", "inf"], "--max-lr", "max_lr=inf"),
+        (["--lr-end", "1e-9"], "--lr-end", "lr_end=1e-09"),
+        (["--schedule", "linear"], "--schedule", "lr_end=None"),
+        (["--batch-size", "0"], "--batch-size", "batch_size=0"),
+        (["--batch-size", "5000"], "--batch-size", "batch_size=5000"),
+        (["--seed", "-1"], "--seed", "seed=-1"),
+        (["--workers", "-2"], "--workers", "workers=-2"),
+        (["--model", "resnet19"], "--model", "model='resnet19'"),
+        (["--device", "gpu:7"], "--device", "device='gpu:7'"),
+        (["--device", "tpu"], "--device", "device='tpu'"),
+        (["--data", "mnist"], "--data", "data='mnist'"),
+        (["--data", "rec:/nonexistent/train.rec"], "--data", "/nonexistent/train.rec"),
+        (["--init-params", "/nonexistent.params"], "--init-params", "init_params='/nonexistent.params'"),
+    ],
+)
+def test_usage_errors_exit_2_naming_option_and_value(tmp_path, capsys, args, option, value):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--out", str(out), "--no-progress", *args])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}:" in error and value in error
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("args", [["--rule", "magic"], ["--criterion", "magic"], ["--lr-start", "abc"]])
+def test_argparse_rejects_choices_and_types_with_status_2(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--out", str(tmp_path / "run"), *args])
+    assert exit_.value.code == 2
+    assert f"argument {args[0]}" in capsys.readouterr().err
+
+
+def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("a previous run")
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--out", str(tmp_path), "--no-progress"])
+    assert exit_.value.code == 2
+    assert "argument --out" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_parameters_of_another_model_exit_2(tmp_path, capsys):
+    import mxnet as mx
+
+    from lrf.gluon.models import build_model, save_parameters
+
+    params = save_parameters(build_model("resnet18_v2", 10, (3, 32, 32), mx.cpu()), tmp_path / "resnet.params")
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--out", str(tmp_path / "run"), "--no-progress", "--init-params", str(params)])
+    assert exit_.value.code == 2
+    assert "argument --init-params" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
