@@ -12,7 +12,7 @@ from lrf.learner import Learner
 from lrf.result import SweepResult
 from lrf.schedules import exponential, exponential_range, linear_range
 from lrf.stopping import CRITERIA, StopReason, make_criterion
-from lrf.suggest import DEFAULT_RULE, RULES, CyclicalRange, Suggestion, cyclical_range, suggest
+from lrf.rules import DEFAULT_RULE, RULES, CyclicalRange, Suggestion, cyclical_range, suggest
 from lrf.sweep import SweepConfig, SweepProgress, find
 
 __all__ = [

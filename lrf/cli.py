@@ -20,7 +20,7 @@ from typing import Sequence
 
 from lrf import _io
 from lrf.stopping import CRITERIA
-from lrf.suggest import DEFAULT_RULE, RULES, cyclical_range, suggest
+from lrf.rules import DEFAULT_RULE, RULES, cyclical_range, suggest
 from lrf.sweep import SCHEDULES, SweepConfig
 
 DEFAULT_OUT_ROOT = Path("lrf-runs")

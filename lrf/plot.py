@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from lrf import _io
 from lrf.result import SweepResult
-from lrf.suggest import Suggestion
+from lrf.rules import Suggestion
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

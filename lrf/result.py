@@ -102,9 +102,9 @@ class SweepResult:
     # --- JSON ---------------------------------------------------------------------
     def to_json(self) -> str:
         points = {
-            "lr": [_encode(v) for v in self.lrs],
-            "loss": [_encode(v) for v in self.losses],
-            "smoothed_loss": [_encode(v) for v in self.smoothed],
+            "lr": [_io.json_float(v) for v in self.lrs],
+            "loss": [_io.json_float(v) for v in self.losses],
+            "smoothed_loss": [_io.json_float(v) for v in self.smoothed],
         }
         return json.dumps({**self._meta(), "points": points}, allow_nan=False, indent=1)
 
@@ -114,7 +114,7 @@ class SweepResult:
         if data.get("format") != FORMAT:
             raise ValueError(f"not an lrf sweep JSON: format={data.get('format')!r}")
         points = data["points"]
-        return cls._from_meta(data, *(tuple(_decode(v) for v in points[key]) for key in COLUMNS[1:]))
+        return cls._from_meta(data, *(tuple(float(v) for v in points[key]) for key in COLUMNS[1:]))
 
     # --- files --------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -138,13 +138,3 @@ class SweepResult:
         if meta.get("version") != VERSION:
             raise ValueError(f"unsupported lrf sweep version {meta.get('version')!r} (this lrf reads {VERSION})")
         return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), SweepConfig.from_dict(meta["config"]))
-
-
-def _encode(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def _decode(value: float | str) -> float:
-    return float(value)  # float("NaN"), float("Infinity") and float("-Infinity") all parse

@@ -19,7 +19,7 @@ def synthetic(n=140, noise=0.0, seed=0):
 
 
 def turn_index(smoothed):
-    """First point within 1 % of the total fall of the bottom (lrf.suggest.TURN_TOLERANCE)."""
+    """First point within 1 % of the total fall of the bottom (lrf.rules.TURN_TOLERANCE)."""
     smoothed = np.asarray(smoothed)
     lowest = smoothed.min()
     return int(np.flatnonzero(smoothed <= lowest + 0.01 * (smoothed[0] - lowest))[0])

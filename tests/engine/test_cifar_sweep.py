@@ -1,0 +1,48 @@
+"""One real reference sweep: ResNet-18 v2 on CIFAR-10 (RecordIO copy in ../shared), batch 128.
+
+The full reference sweep (lr 1e-6 x 1.1 per iteration, until divergence) is
+about 150 iterations, 80-90 s on 2 CPU cores, so no cap is needed. What it
+asserts, and why that means something:
+
+- it stops because the reference criterion saw the loss diverge, not at a bound:
+  the rate was really set on the optimizer every iteration (a sweep stuck at one
+  rate would run to ``max_lr``/``max_iter``);
+- the smoothed loss first falls by more than 10 %: the network really learns at
+  the right rates (data, labels, normalisation and loss are wired correctly);
+- the reference pick lies on the falling part, between 1e-3 and 0.3, the range
+  where SGD without momentum trains this network (the Gluon tutorial's reading
+  of the same sweep);
+- every parameter and BatchNorm statistic is bit-for-bit the same afterwards.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from lrf import RULES, StopReason, find, suggest
+from lrf.gluon.experiment import Setup, open_learner
+
+CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "train.rec"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_reference_sweep_on_cifar10_resnet18():
+    assert CIFAR10.is_file(), f"CI provides ../shared beside the repository; missing {CIFAR10}"
+    setup = Setup(data=f"rec:{CIFAR10}", model="resnet18_v2", batch_size=128)
+    with open_learner(setup) as learner:
+        before = {k: p.data().asnumpy().tobytes() for k, p in learner.net.collect_params().items()}
+        result = find(learner)
+        after = {k: p.data().asnumpy().tobytes() for k, p in learner.net.collect_params().items()}
+    print(f"{len(result)} iterations, stopped {result.stop_reason.value} at lr={result.lrs[-1]:.3g}")
+    for name in RULES:
+        print(name, suggest(result, name))
+
+    assert result.stop_reason is StopReason.DIVERGED
+    assert result.lrs[-1] < result.config.max_lr
+    assert min(result.smoothed) < 0.9 * result.smoothed[0]
+    pick = suggest(result, "reference")
+    assert pick.ok, pick.reason
+    assert 1e-3 < pick.lr < 0.3
+    assert pick.lr < result.lrs[-1] / 2
+    assert before == after
