@@ -78,3 +78,40 @@ def save_figure(figure, path: str | os.PathLike) -> Path:
     with _io.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", bbox_inches="tight")
     return Path(path)
+
+
+def plot_candidates(candidates: Sequence, *, chosen_lr: float | None = None, ax: "Axes | None" = None,
+                    path: str | os.PathLike | None = None) -> "Axes":
+    """Training loss per iteration of each candidate (``CandidateResult``-like), log loss axis;
+    a moving average of 20 iterations drawn over the raw losses keeps the curves readable."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        ax = Figure(figsize=(7, 4.5), dpi=100).add_subplot()
+    firsts, lowest = [], math.inf
+    for colour, c in zip(MARKER_COLOURS + ("tab:blue", "tab:olive", "tab:cyan"), sorted(candidates, key=lambda c: c.lr)):
+        losses = np.asarray(c.losses, dtype=float)
+        steps = np.arange(1, len(losses) + 1)
+        window = min(20, len(losses))
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        label = f"lr {c.lr:.3g}" + (" (pick)" if chosen_lr is not None and math.isclose(c.lr, chosen_lr) else "")
+        label += " (diverged)" if c.diverged else ""
+        ax.plot(steps, losses, color=colour, alpha=0.25 if len(losses) > window else 1.0, linewidth=0.8,
+                label=label if c.diverged else None)
+        if not c.diverged:
+            ax.plot(steps[window - 1:], smooth, color=colour, linewidth=1.6, label=label)
+        finite = losses[np.isfinite(losses) & (losses > 0)]
+        if finite.size:
+            firsts.append(finite[0])
+            lowest = min(lowest, finite.min())
+    ax.set_yscale("log")
+    if firsts:  # as the sweep plot: a diverged candidate must not squash the others
+        ax.set_ylim(0.8 * lowest, 4 * max(firsts))
+    ax.set_xlabel("Iteration")
+    ax.set_ylabel("Loss")
+    ax.set_title("Candidate trainings from the same initial weights and batches")
+    ax.legend(loc="upper right", fontsize="small")
+    if path is not None:
+        save_figure(ax.figure, path)
+    return ax

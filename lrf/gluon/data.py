@@ -422,3 +422,27 @@ def _folder_has_image(root: str) -> bool:
                 if item.is_file() and os.path.splitext(item.name)[1].lower() in IMAGE_EXTENSIONS:
                     return True
     return False
+
+
+def prepare(data: str) -> tuple[str, DatasetInfo]:
+    """Resolve a data text into one every process can open, and describe it.
+
+    Paths become absolute (later steps may run in another working directory);
+    ``cifar10`` is downloaded now, once, instead of by every later process.
+
+    Raises:
+        ValueError: as :func:`load_dataset`.
+
+    Example:
+        >>> prepare("digits")[1].num_classes
+        10
+    """
+    spec = parse_data_spec(data)
+    if spec.path is not None:
+        spec = DataSpec(spec.source, os.path.abspath(os.path.expanduser(spec.path)))
+    elif spec.source == "cifar10":
+        spec = DataSpec("cifar10", os.path.join(mx.base.data_dir(), "datasets", "cifar10"))
+    _, info = load_dataset(spec, "train")
+    if info.num_holdout:
+        load_dataset(spec, "holdout")  # for cifar10: download the test split too
+    return str(spec), info

@@ -1,0 +1,152 @@
+"""MXNet work in a fresh child process: initialise a model, sweep, train a candidate.
+
+Why a process per job: MXNet's Python front end is not thread-safe (parallel
+candidates cannot share one interpreter), its DataLoader forks worker processes
+(unsafe from a process full of an orchestrator's threads), and a job that is
+killed or crashes then takes nothing else down. Each job reads small JSON
+arguments, writes its result file atomically, and prints progress lines that
+the parent forwards (to a Prefect run log, say).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from lrf import _io
+from lrf.check import CandidateResult
+from lrf.result import SweepResult
+from lrf.sweep import SweepConfig
+
+log = logging.getLogger(__name__)
+
+PROGRESS = "lrf-progress: "  # lines with this prefix are forwarded to the parent's report
+Report = Callable[[str], None]
+
+
+def initialise_model(setup, out: str | os.PathLike, *, report: Report = log.info) -> Path:
+    """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``."""
+    _run("init", {"setup": asdict(setup)}, out, report=report)
+    return Path(out)
+
+
+def sweep(setup, config: SweepConfig, init_params: str | os.PathLike, out: str | os.PathLike, *,
+          report: Report = log.info, report_every: int = 10) -> SweepResult:
+    """Run the range test from ``init_params``; the result is also saved to ``out`` (JSON)."""
+    args = {"setup": asdict(setup), "config": config.to_dict(), "init_params": str(init_params),
+            "report_every": report_every}
+    _run("sweep", args, out, report=report)
+    return SweepResult.load(out)
+
+
+def train_candidate(setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
+                    iterations: int = 500, last_k: int = 20, threads: int | None = None,
+                    report: Report = log.info) -> CandidateResult:
+    """Train one candidate rate; the result is also saved to ``out`` (JSON).
+
+    ``threads`` caps MXNet's CPU threads in the child (cores / parallel candidates,
+    so parallel children do not oversubscribe the cores).
+    """
+    args = {"setup": asdict(setup), "init_params": str(init_params), "lr": lr,
+            "iterations": iterations, "last_k": last_k}
+    _run("candidate", args, out, threads=threads, report=report)
+    return CandidateResult.from_json(Path(out).read_text(encoding="utf-8"))
+
+
+def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = None, report: Report) -> None:
+    """Run ``python -m lrf.gluon.jobs JOB ARGS OUT``; raise RuntimeError with its last lines if it fails."""
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MXNET_CPU_WORKER_NTHREADS"] = str(int(threads))
+    command = [sys.executable, "-m", "lrf.gluon.jobs", job, json.dumps(args), str(out)]
+    tail: list[str] = []
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             preexec_fn=_die_with_parent)
+    try:
+        for line in child.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(PROGRESS):
+                report(line[len(PROGRESS):])
+            elif "Warning" not in line and line.strip():
+                tail = (tail + [line])[-30:]
+        status = child.wait()
+    finally:
+        if child.poll() is None:  # we are being interrupted: do not leave the child training
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    if status != 0:
+        how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        raise RuntimeError(f"lrf job {job!r} failed in its process ({how}):\n" + "\n".join(tail[-15:]))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the parent dies (Linux), so a killed
+    flow or worker does not leave orphans training on."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# --- the child's side ----------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    print(PROGRESS + line, flush=True)
+
+
+def _child_init(args: dict, out: str) -> None:
+    from lrf.gluon.experiment import Setup, build_network
+    from lrf.gluon.models import save_parameters
+
+    setup = Setup(**args["setup"])
+    net, _, info, _ = build_network(setup)
+    save_parameters(net, out)
+    _say(f"initialised {setup.model} for {info.num_classes} classes of {info.image_shape} (seed {setup.seed})")
+
+
+def _child_sweep(args: dict, out: str) -> None:
+    from lrf.gluon.experiment import Setup, run_sweep
+
+    every = args["report_every"]
+
+    def progress(p) -> None:
+        if p.iteration % every == 0:
+            _say(f"iteration {p.iteration} lr={p.lr:.4g} loss={p.loss:.4f} smoothed_loss={p.smoothed_loss:.4f}")
+
+    result = run_sweep(Setup(**args["setup"]), SweepConfig.from_dict(args["config"]),
+                       init_params=args["init_params"], progress=progress)
+    result.save(out)
+    _say(f"sweep: {len(result)} iterations, stopped: {result.stop_reason.value} at lr={result.lrs[-1]:.4g}")
+
+
+def _child_candidate(args: dict, out: str) -> None:
+    from lrf.gluon.candidates import train_candidate as train
+    from lrf.gluon.experiment import Setup
+
+    result = train(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"], args["last_k"],
+                   report=_say)
+    _io.write_text(out, result.to_json())
+
+
+JOBS = {"init": _child_init, "sweep": _child_sweep, "candidate": _child_candidate}
+
+
+def _main(argv: list[str]) -> int:
+    job, args, out = argv
+    logging.basicConfig(level=logging.WARNING)
+    JOBS[job](json.loads(args), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

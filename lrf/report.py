@@ -1,0 +1,81 @@
+"""The artifacts of one finder run, written into its run folder.
+
+Every file is written atomically; ``summary.json`` comes last, so a run folder
+with a summary is complete and one without is not (a reader never mistakes a
+half-written run for a finished one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from lrf import _io
+from lrf.check import CheckPlan, Selection, final_loss_table, table_csv, table_markdown, to_json, verdict
+from lrf.result import SweepResult
+from lrf.runs import COMPLETE_MARKER
+
+SUMMARY_FORMAT = "lrf-run-summary"
+
+
+def candidate_losses_csv(candidates: Sequence) -> str:
+    """iteration x candidate: one column ``lr=RATE`` per candidate; empty after a divergence."""
+    ordered = sorted(candidates, key=lambda c: c.lr)
+    lines = [",".join(["iteration", *(f"lr={c.lr:.6g}" for c in ordered)])]
+    longest = max((len(c.losses) for c in ordered), default=0)
+    for i in range(longest):
+        cells = [repr(c.losses[i]) if i < len(c.losses) else "" for c in ordered]
+        lines.append(",".join([str(i + 1), *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    *,
+    setup: dict[str, Any],
+    result: SweepResult,
+    selection: Selection,
+    plan: CheckPlan,
+    candidates: Sequence,
+) -> dict[str, Any]:
+    """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
+
+    Files: sweep.csv, sweep.png (pick and candidates marked), candidate_losses.csv,
+    candidates.png, final_losses.csv, final_losses.md, summary.json (last).
+    """
+    from lrf.plot import plot_candidates, plot_sweep
+
+    run_dir = Path(run_dir)
+    files = {"sweep_csv": "sweep.csv", "sweep_plot": "sweep.png"}
+    result.save(run_dir / files["sweep_csv"])
+    others = [c for c in selection.candidates if selection.chosen_lr is None or not math.isclose(c, selection.chosen_lr)]
+    plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
+
+    rows = final_loss_table(selection, candidates)
+    if candidates:
+        files.update(candidate_losses="candidate_losses.csv", candidates_plot="candidates.png",
+                     final_losses_csv="final_losses.csv", final_losses_md="final_losses.md")
+        _io.write_text(run_dir / files["candidate_losses"], candidate_losses_csv(candidates))
+        plot_candidates(candidates, chosen_lr=selection.chosen_lr, path=run_dir / files["candidates_plot"])
+        _io.write_text(run_dir / files["final_losses_csv"], table_csv(rows))
+        _io.write_text(run_dir / files["final_losses_md"], table_markdown(rows, plan.last_k))
+
+    summary = {
+        "format": SUMMARY_FORMAT,
+        "version": 1,
+        "run_dir": str(run_dir),
+        "setup": setup,
+        "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},
+        "plan": {**plan.__dict__},
+        "rule": selection.rule,
+        "chosen_lr": selection.chosen_lr,
+        "suggestion": selection.suggestion.to_dict(),
+        "candidates": list(selection.candidates),
+        "final_losses": rows,
+        "verdict": verdict(rows) if rows else selection.suggestion.reason,
+        "files": files,
+    }
+    _io.write_text(run_dir / COMPLETE_MARKER, to_json(summary))
+    return summary

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from prefect import task
+
+from lrf.check import CheckPlan
+from lrf.sweep import SweepConfig
+
+
+@task(name="check-inputs")
+def check_inputs(setup: dict, sweep: dict, plan: dict):
+    """Validate every flow parameter before anything runs: (Setup, SweepConfig, CheckPlan)."""
+    from lrf.gluon.experiment import Setup
+
+    return Setup(**setup), SweepConfig(**sweep), CheckPlan(**plan)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from lrf.check import CheckPlan, Selection, table_markdown
+from lrf.gluon.experiment import Setup
+from lrf.report import write_report
+from lrf.result import SweepResult
+
+
+@task(name="report")
+def report(run_dir: str, setup: Setup, result: SweepResult, selection: Selection, plan: CheckPlan,
+           candidates: list) -> dict:
+    """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
+    summary = write_report(run_dir, setup=asdict(setup), result=result, selection=selection, plan=plan,
+                           candidates=candidates)
+    rows = summary["final_losses"]
+    if rows:
+        create_table_artifact(key="lr-finder-final-losses", table=rows,
+                              description=f"Final losses of the candidate rates ({run_dir})")
+    pick = selection.suggestion
+    lines = [
+        f"# LR finder: {setup.model} on {setup.data}",
+        "",
+        f"- sweep: {len(result)} iterations, stopped: {result.stop_reason.value}",
+        f"- rule `{selection.rule}`: " + (f"**{pick.lr:.4g}** ({pick.reason})" if pick.ok else pick.reason),
+        f"- verdict: {summary['verdict']}",
+        "",
+        table_markdown(rows, plan.last_k) if rows else "",
+        "## Files",
+        "",
+        *(f"- {name}: `{run_dir}/{file}`" for name, file in summary["files"].items()),
+        f"- summary: `{run_dir}/summary.json`",
+    ]
+    create_markdown_artifact(key="lr-finder-report", markdown="\n".join(lines),
+                             description="LR finder run summary with file locations")
+    get_run_logger().info("artifacts written to %s; %s", run_dir, summary["verdict"])
+    return summary
