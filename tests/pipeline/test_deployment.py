@@ -1,0 +1,87 @@
+"""The deployments of deployments/prefect.yaml on real parts: a Prefect server on
+127.0.0.1 (SQLite), process work pools, `prefect deploy`, a worker, one run of the
+local deployment awaited to Completed, its files and Prefect artifacts checked.
+The test starts and stops all of it itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.prefect_server import (
+    flow_run_logs,
+    log_tail,
+    pid_alive,
+    prefect_client,
+    prefect_env,
+    processes_with_prefect_home,
+    run_cli,
+    run_deployment,
+    running_prefect_server,
+    running_worker,
+    wait_for_flow_run,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT_FILE = "deployments/prefect.yaml"
+
+# signal method: a timeout raises inside the test, so the harness still stops everything
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="signal")]
+
+
+def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) -> None:
+    home = tmp_path / "prefect-home"
+    out = tmp_path / "runs"
+    worker_log = tmp_path / "worker.log"
+    server: dict = {}
+    with running_prefect_server(home, info=server) as api_url:
+        env = {**prefect_env(api_url, home), "PWD": str(ROOT)}  # the pull step's directory
+        run_cli(["work-pool", "create", "local-pool", "--type", "process"], env, ROOT)
+        run_cli(["work-pool", "create", "gpu-pool", "--type", "process"], env, ROOT)
+        run_cli(["work-pool", "set-concurrency-limit", "gpu-pool", "1"], env, ROOT)
+        run_cli(["deploy", "--all", "--no-prompt", "--prefect-file", PREFECT_FILE], env, ROOT)
+
+        with running_worker("local-pool", env, ROOT, worker_log) as worker:
+            parameters = {"iterations": 40, "last_k": 5, "parallel": 2, "output_root": str(out)}
+            flow_run_id = run_deployment("lr-finder/local", env, ROOT, parameters)
+            state = wait_for_flow_run(api_url, flow_run_id, timeout=600)
+            assert state.is_completed(), (
+                f"flow run ended {state.name}: {state.message}\n"
+                f"{flow_run_logs(api_url, flow_run_id)}\n{log_tail(worker_log)}"
+            )
+            with prefect_client(api_url) as client:
+                from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+                artifacts = client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+                )
+                gpu = client.read_deployment_by_name("lr-finder/nightly-gpu")
+                gpu_schedules = client.read_deployment_schedules(gpu.id)
+                gpu_pool = client.read_work_pool("gpu-pool")
+
+    # the run wrote one complete run folder
+    (run_dir,) = list(out.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["setup"]["data"] == "digits" and summary["setup"]["device"] == "cpu"
+    assert len(summary["final_losses"]) == 3
+    for name in summary["files"].values():
+        assert (run_dir / name).stat().st_size > 0, name
+
+    # ... and published its table and report in Prefect, for this flow run
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["lr-finder-final-losses"].type == "table"
+    assert by_key["lr-finder-report"].type == "markdown"
+    assert str(run_dir) in by_key["lr-finder-report"].data
+
+    # the GPU deployment: nightly, on the GPU pool limited to one run, with GPU parameters
+    assert [s.schedule.cron for s in gpu_schedules] == ["0 2 * * *"] and gpu_schedules[0].active
+    assert gpu.parameters["device"] == "gpu" and gpu.parameters["model"] == "resnet18_v2"
+    assert gpu.work_pool_name == "gpu-pool" and gpu_pool.type == "process" and gpu_pool.concurrency_limit == 1
+    assert gpu.global_concurrency_limit is not None and gpu.global_concurrency_limit.limit == 1
+    assert gpu.job_variables["env"]["CUDA_VISIBLE_DEVICES"] == "0"
+
+    # everything stopped
+    assert not pid_alive(server["pid"]) and not pid_alive(worker.pid)
+    assert processes_with_prefect_home(home.resolve()) == []

@@ -1,0 +1,38 @@
+"""The lr-finder flow under Prefect's test harness, on the offline digits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.lr_finder import lr_finder
+
+pytestmark = pytest.mark.slow
+
+
+def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tmp_path):
+    summary = lr_finder(iterations=40, last_k=5, parallel=2, workers=0, output_root=str(tmp_path))
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent == tmp_path.resolve()
+    expected = {"init.params", "sweep.json", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png",
+                "final_losses.csv", "final_losses.md", "summary.json", "candidates"}
+    assert {p.name for p in run_dir.iterdir()} == expected
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["chosen_lr"] == summary["chosen_lr"] and on_disk["rule"] == "reference"
+    assert [row["multiplier"] for row in on_disk["final_losses"]] != []
+    assert sorted(round(r["multiplier"], 9) for r in on_disk["final_losses"]) == [0.1, 1.0, 10.0]
+    header = (run_dir / "candidate_losses.csv").read_text().splitlines()[0]
+    assert header.count("lr=") == 3
+
+    from prefect.artifacts import Artifact
+
+    table = Artifact.get("lr-finder-final-losses")
+    assert table.type == "table" and str(run_dir) in table.description
+
+
+def test_bad_parameter_fails_before_any_folder_is_made(prefect_api, tmp_path):
+    with pytest.raises(ValueError, match="candidate_multipliers=\\[\\]"):
+        lr_finder(candidate_multipliers=(), output_root=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
