@@ -146,6 +146,9 @@ def validate_data_spec(spec: DataSpec) -> None:
                 f"data={str(spec)!r}: index file {idx} does not exist "
                 "(an indexed RecordIO file needs its .idx next to the .rec)"
             )
+        problem = _rec_problem(rec, idx)
+        if problem:
+            raise ValueError(f"data={str(spec)!r}: {problem}")
     elif spec.source == "folder":
         root = os.path.expanduser(spec.path)
         if not os.path.isdir(root):
@@ -413,6 +416,38 @@ def _rec_summary(rec: str, mtime_ns: int, size: int) -> tuple[int, tuple[int, in
         time.perf_counter() - started,
     )
     return int(top) + 1, (3, height, width), len(keys)
+
+
+_RECORDIO_MAGIC = 0xCED7230A
+
+
+def _rec_problem(rec: str, idx: str) -> str | None:
+    """What is wrong with an indexed RecordIO pair, read from the index and one header
+    (cheap: no record is decoded), or None. Catches the usual damage: a truncated
+    copy, an empty or garbled index, an index of another file."""
+    offsets = []
+    with open(idx, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].isdigit():
+                return f"index file {idx} line {number} is not 'KEY OFFSET'"
+            offsets.append(int(fields[1]))
+    if not offsets:
+        return f"index file {idx} is empty"
+    size = os.path.getsize(rec)
+    last = max(offsets)
+    with open(rec, "rb") as handle:
+        handle.seek(last)
+        header = handle.read(8)
+    if len(header) < 8:
+        return f"record file {rec} is truncated: the index points at byte {last}, the file has {size}"
+    magic, length_field = np.frombuffer(header, dtype="<u4")
+    end = last + 8 + (int(length_field) & ((1 << 29) - 1))
+    if magic != _RECORDIO_MAGIC:
+        return f"record file {rec} has no record at byte {last} where its index points (not its index, or corrupt)"
+    if end > size:
+        return f"record file {rec} is truncated: its last record ends at byte {end}, the file has {size}"
+    return None
 
 
 def _folder_has_image(root: str) -> bool:

@@ -142,6 +142,9 @@ JOBS = {"init": _child_init, "sweep": _child_sweep, "candidate": _child_candidat
 
 
 def _main(argv: list[str]) -> int:
+    from lrf._signals import exit_on_sigterm
+
+    exit_on_sigterm()  # a terminated job removes its temporary file and stops its loader workers
     job, args, out = argv
     logging.basicConfig(level=logging.WARNING)
     JOBS[job](json.loads(args), out)

@@ -285,3 +285,33 @@ def test_eval_loader_is_finite_and_ordered():
     assert labels.tolist() == [holdout[i][1] for i in range(len(holdout))]
     with pytest.raises(ValueError, match="batch_size=0"):
         make_eval_loader(holdout, 0)
+
+
+def _damaged_copy(tmp_path, cut_bytes=0, idx_text=None):
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "test"
+    rec, idx = tmp_path / "train.rec", tmp_path / "train.idx"
+    data = Path(str(src) + ".rec").read_bytes()
+    rec.write_bytes(data[: len(data) - cut_bytes])
+    if idx_text is None:
+        shutil.copy(str(src) + ".idx", idx)
+    else:
+        idx.write_text(idx_text)
+    return f"rec:{rec}"
+
+
+@pytest.mark.parametrize(
+    "cut, idx_text, message",
+    [
+        (100, None, "is truncated: its last record ends at byte"),
+        (0, "", "is empty"),
+        (0, "0\tnot-a-number\n", "line 1 is not 'KEY OFFSET'"),
+        (0, "0\t0\n1\t7\n", "no record at byte 7"),
+    ],
+)
+def test_damaged_record_files_are_refused_before_loading(tmp_path, cut, idx_text, message):
+    data = _damaged_copy(tmp_path, cut, idx_text)
+    with pytest.raises(ValueError, match=message):
+        validate_data_spec(parse_data_spec(data))

@@ -1,0 +1,124 @@
+"""Killing things mid-way: nothing half-written, nothing left running, the model restored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lrf import _io
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(args, cwd):
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for(path_predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path_predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition never met")
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_cli_killed_mid_sweep_leaves_no_output_and_no_temporaries(tmp_path, how):
+    out = tmp_path / "run"
+    # a sweep that cannot diverge and runs for minutes unless stopped
+    child = _start(["-m", "lrf.cli", "find", "--out", str(out), "--workers", "1", "--lr-multiplier", "1.00001",
+                    "--max-iter", "1000000"], ROOT)
+    line = ""
+    while "lr sweep" not in line:  # the progress bar is up: the sweep is training
+        line = child.stderr.read(64)
+        assert line or child.poll() is None, child.stderr.read()
+    time.sleep(1.0)
+    child.send_signal(how)
+    child.wait(timeout=60)
+    assert child.returncode in (128 + signal.SIGTERM, 1, -signal.SIGINT, 130), child.returncode
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+    # its loader worker went with it
+    time.sleep(0.5)
+    assert not [pid for pid in _pids_with(str(out))], "a process of the killed run is still alive"
+
+
+def test_atomic_write_killed_mid_write_leaves_the_old_file_whole(tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("old,complete\n")
+    script = (
+        "import sys, time; from lrf import _io\n"
+        "with _io.atomic_path(sys.argv[1]) as tmp:\n"
+        "    with open(tmp, 'w') as f:\n"
+        "        f.write('new,partial\\n'); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    child.kill()
+    child.wait()
+    assert target.read_text() == "old,complete\n"  # never the partial content
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "table.csv"]
+    assert all(name.startswith(".table.csv.") and name.endswith(".tmp") for name in leftovers)  # hidden, marked
+
+
+def test_atomic_write_that_raises_removes_its_temporary(tmp_path):
+    with pytest.raises(RuntimeError):
+        with _io.atomic_path(tmp_path / "x.json") as tmp:
+            tmp.write_text("{")
+            raise RuntimeError("writer failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_terminated_job_removes_its_temporary_and_reports(tmp_path):
+    from lrf.gluon import jobs
+    from lrf.gluon.experiment import Setup
+
+    setup = Setup(data="digits", workers=1)
+    init = jobs.initialise_model(setup, tmp_path / "init.params")
+    out = tmp_path / "cand" / "lr.json"
+    killer = _Killer(str(out), signal.SIGTERM)
+    killer.start()
+    with pytest.raises(RuntimeError, match="exit status 143"):
+        jobs.train_candidate(setup, init, 0.01, out, iterations=1_000_000, threads=1)
+    killer.join()
+    assert not out.exists() and not (tmp_path / "cand").exists()
+    assert not list(_pids_with(str(out)))
+
+
+class _Killer:
+    def __init__(self, marker, how):
+        import threading
+
+        self.marker, self.how = marker, how
+        self.thread = threading.Thread(target=self.run)
+
+    def start(self):
+        self.thread.start()
+
+    def join(self):
+        self.thread.join(timeout=60)
+
+    def run(self):
+        _wait_for(lambda: bool(list(_pids_with(self.marker))))
+        time.sleep(4)  # into training
+        for pid in _pids_with(self.marker):
+            os.kill(pid, self.how)
+
+
+def _pids_with(marker: str):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:
+                yield int(entry)
