@@ -41,7 +41,9 @@ def lr_finder(
 
     Defaults are the reference's, on the offline digits data. ``parallel`` candidates
     train at once, each in its own process; every run writes a new folder under
-    ``output_root``.
+    ``output_root``. Finished work (initial parameters, sweep, candidates) is kept in
+    ``output_root/cache`` and reused by a run with the same parameters, so a killed
+    run started again does not redo it.
     """
     setup, config, plan = check_inputs(
         setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, workers=workers),
@@ -51,9 +53,9 @@ def lr_finder(
                   iterations=iterations, last_k=last_k, parallel=parallel),
     )
     setup = prepare_dataset(setup)
-    run_dir = create_run_folder(output_root)
-    init_params = initialise_model(setup, run_dir)
-    result = lr_sweep(setup, config, init_params, run_dir)
+    folders = create_run_folder(output_root)
+    init_params = initialise_model(setup, folders.cache_dir)
+    result = lr_sweep(setup, config, init_params, folders.cache_dir)
     selection = select_lr(result, plan)
 
     # at most `parallel` trainings at once: candidate i starts after candidate i - parallel
@@ -61,7 +63,7 @@ def lr_finder(
     trainings = []
     for i, lr in enumerate(selection.candidates):
         trainings.append(train_candidate.submit(
-            setup, init_params, lr, plan.iterations, plan.last_k, at_once, run_dir,
+            setup, init_params, lr, plan.iterations, plan.last_k, at_once, folders.cache_dir,
             wait_for=trainings[i - at_once : i - at_once + 1] if i >= at_once else [],
         ))
-    return report(run_dir, setup, result, selection, plan, [t.result() for t in trainings])
+    return report(folders.run_dir, setup, init_params, result, selection, plan, [t.result() for t in trainings])

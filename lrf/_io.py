@@ -49,3 +49,17 @@ def json_float(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Hard-link ``source`` to ``target`` (no second copy of a large file), or copy it
+    atomically where links are impossible (another file system)."""
+    target = Path(target)
+    try:
+        os.link(source, target)
+    except OSError:
+        import shutil
+
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    return target

@@ -35,6 +35,7 @@ def write_report(
     run_dir: str | os.PathLike,
     *,
     setup: dict[str, Any],
+    init_params: str | os.PathLike | None = None,
     result: SweepResult,
     selection: Selection,
     plan: CheckPlan,
@@ -42,13 +43,17 @@ def write_report(
 ) -> dict[str, Any]:
     """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
 
-    Files: sweep.csv, sweep.png (pick and candidates marked), candidate_losses.csv,
-    candidates.png, final_losses.csv, final_losses.md, summary.json (last).
+    Files: init.params (a link to ``init_params``), sweep.csv, sweep.png (pick and
+    candidates marked), candidate_losses.csv, candidates.png, final_losses.csv,
+    final_losses.md, summary.json (last).
     """
     from lrf.plot import plot_candidates, plot_sweep
 
     run_dir = Path(run_dir)
     files = {"sweep_csv": "sweep.csv", "sweep_plot": "sweep.png"}
+    if init_params is not None:
+        files["init_params"] = "init.params"
+        _io.link_or_copy(init_params, run_dir / files["init_params"])
     result.save(run_dir / files["sweep_csv"])
     others = [c for c in selection.candidates if selection.chosen_lr is None or not math.isclose(c, selection.chosen_lr)]
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])

@@ -1,13 +1,51 @@
-"""Run folders: one per run under an output root, never shared, never reused."""
+"""Run folders and the work cache under an output root.
+
+A run folder (``root/run-...``) belongs to one run and is never reused. The
+work cache (``root/cache/``) holds what runs can share: the initial parameters,
+sweeps and candidate trainings, each under a name derived from everything that
+determines it. Every file is written atomically, so a file that exists is
+complete, and a run that was killed and started again with the same parameters
+finds its finished work there instead of redoing it. Deleting ``cache/`` at any
+time only costs recomputation.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 COMPLETE_MARKER = "summary.json"  # written last: a folder with it is complete
+CACHE_DIR = "cache"
+CACHE_VERSION = 1  # bump when a change to lrf makes cached work wrong
+
+
+@dataclass(frozen=True)
+class RunFolders:
+    run_dir: str  # this run's own artifacts
+    cache_dir: str  # work shared by runs under the same root
+
+
+def new_run_folders(root: str | os.PathLike) -> RunFolders:
+    """A new run folder under ``root``, and the root's work cache (created if missing)."""
+    run_dir = new_run_dir(root)
+    cache_dir = run_dir.parent / CACHE_DIR
+    cache_dir.mkdir(exist_ok=True)
+    return RunFolders(str(run_dir), str(cache_dir))
+
+
+def work_key(*parts) -> str:
+    """A short name for a piece of work: a hash of everything that determines it.
+
+    >>> work_key({"model": "small-cnn"}, 0.1) == work_key({"model": "small-cnn"}, 0.1)
+    True
+    """
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def new_run_dir(root: str | os.PathLike, prefix: str = "run") -> Path:

@@ -12,11 +12,11 @@ from lrf.result import SweepResult
 
 
 @task(name="report")
-def report(run_dir: str, setup: Setup, result: SweepResult, selection: Selection, plan: CheckPlan,
-           candidates: list) -> dict:
+def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, selection: Selection,
+           plan: CheckPlan, candidates: list) -> dict:
     """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
-    summary = write_report(run_dir, setup=asdict(setup), result=result, selection=selection, plan=plan,
-                           candidates=candidates)
+    summary = write_report(run_dir, setup=asdict(setup), init_params=init_params, result=result,
+                           selection=selection, plan=plan, candidates=candidates)
     rows = summary["final_losses"]
     if rows:
         create_table_artifact(key="lr-finder-final-losses", table=rows,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from lrf._validate import positive_int
 from lrf.gluon import data as gdata
@@ -59,6 +59,12 @@ class Setup:
         positive_int("seed", self.seed, minimum=0)
         if self.workers is not None:
             positive_int("workers", self.workers, minimum=0)
+
+
+def identity(setup: Setup) -> dict:
+    """What determines the numbers a setup produces (the loader's worker count does not:
+    the batch order comes from the seed alone)."""
+    return {k: v for k, v in asdict(setup).items() if k != "workers"}
 
 
 def build_network(setup: Setup, init_params: str | os.PathLike | None = None):

@@ -6,6 +6,11 @@ candidates cannot share one interpreter), its DataLoader forks worker processes
 killed or crashes then takes nothing else down. Each job reads small JSON
 arguments, writes its result file atomically, and prints progress lines that
 the parent forwards (to a Prefect run log, say).
+
+``out`` names a job's result. If it exists, it *is* the result (results are
+written atomically, so an existing file is complete) and the job is not run
+again: a caller that derives ``out`` from everything that determines the work
+(see :func:`lrf.runs.work_key`) gets resumable, never-repeated work.
 """
 
 from __future__ import annotations
@@ -62,7 +67,11 @@ def train_candidate(setup, init_params: str | os.PathLike, lr: float, out: str |
 
 
 def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = None, report: Report) -> None:
-    """Run ``python -m lrf.gluon.jobs JOB ARGS OUT``; raise RuntimeError with its last lines if it fails."""
+    """Run ``python -m lrf.gluon.jobs JOB ARGS OUT`` unless ``out`` exists; raise RuntimeError
+    with its last lines if it fails."""
+    if Path(out).is_file():
+        report(f"{job}: reusing {out}")
+        return
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = env["MXNET_CPU_WORKER_NTHREADS"] = str(int(threads))

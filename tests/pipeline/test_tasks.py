@@ -29,21 +29,31 @@ def no_run_logger():
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def folders(tmp_path_factory):
     with disable_run_logger():
         return create_run_folder.fn(str(tmp_path_factory.mktemp("runs")))
 
 
 @pytest.fixture(scope="module")
-def init_params(run_dir):
-    with disable_run_logger():
-        return initialise_model.fn(SETUP, run_dir)
+def run_dir(folders):
+    return folders.run_dir
 
 
 @pytest.fixture(scope="module")
-def sweep(run_dir, init_params):
+def cache_dir(folders):
+    return folders.cache_dir
+
+
+@pytest.fixture(scope="module")
+def init_params(cache_dir):
     with disable_run_logger():
-        return lr_sweep.fn(SETUP, SweepConfig(), init_params, run_dir)
+        return initialise_model.fn(SETUP, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def sweep(cache_dir, init_params):
+    with disable_run_logger():
+        return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir)
 
 
 def test_check_inputs_builds_the_three_plans():
@@ -70,22 +80,30 @@ def test_check_inputs_rejects_bad_values(setup, sweep, plan, message):
 def test_prepare_dataset_makes_paths_absolute(monkeypatch):
     monkeypatch.chdir(CIFAR10.parent)
     prepared = prepare_dataset.fn(Setup(data="rec:train.rec", workers=0))
-    assert prepared.data == f"rec:{CIFAR10}"
+    source, path = prepared.data.split(":", 1)
+    assert source == "rec" and Path(path).is_absolute() and Path(path).resolve() == CIFAR10.resolve()
     assert prepare_dataset.fn(SETUP) == SETUP
 
 
-def test_run_folders_are_new_each_time(tmp_path):
+def test_run_folders_are_new_each_time_and_share_the_cache(tmp_path):
     first, second = create_run_folder.fn(str(tmp_path)), create_run_folder.fn(str(tmp_path))
-    assert first != second and Path(first).is_dir() and Path(second).is_dir()
+    assert first.run_dir != second.run_dir and Path(first.run_dir).is_dir() and Path(second.run_dir).is_dir()
+    assert first.cache_dir == second.cache_dir == str(tmp_path.resolve() / "cache")
 
 
-def test_initialise_model_saves_the_parameters(init_params, run_dir):
-    assert init_params == str(Path(run_dir) / "init.params") and Path(init_params).stat().st_size > 0
+def test_initialise_model_saves_the_parameters_once(init_params, cache_dir):
+    path = Path(init_params)
+    assert path.parent == Path(cache_dir) and path.name.startswith("init-") and path.stat().st_size > 0
+    stamp = path.stat().st_mtime_ns
+    assert initialise_model.fn(SETUP, cache_dir) == init_params and path.stat().st_mtime_ns == stamp  # reused
+    other = initialise_model.fn(replace(SETUP, seed=7), cache_dir)
+    assert other != init_params and Path(other).read_bytes() != path.read_bytes()
 
 
-def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, run_dir):
+def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, cache_dir):
     assert isinstance(sweep, SweepResult) and sweep.stop_reason.value == "diverged"
-    assert SweepResult.load(Path(run_dir) / "sweep.json") == sweep
+    (saved,) = Path(cache_dir).glob("sweep-*.json")
+    assert SweepResult.load(saved) == sweep
 
 
 def test_select_lr_gives_the_reference_candidates(sweep):
@@ -97,23 +115,23 @@ def test_select_lr_gives_the_reference_candidates(sweep):
     assert explicit.candidates == (0.05, 0.2)
 
 
-def test_train_candidate_reports_losses_and_holdout(run_dir, init_params):
-    result = train_candidate.fn(SETUP, init_params, 0.1, 30, 5, 2, run_dir)
+def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params):
+    result = train_candidate.fn(SETUP, init_params, 0.1, 30, 5, 2, cache_dir)
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
     assert result.holdout_loss > 0 and 0 <= result.holdout_accuracy <= 1
-    saved = json.loads((Path(run_dir) / "candidates" / "lr-0.1.json").read_text())
-    assert saved["final_loss"] == result.final_loss
+    saved = [json.loads(p.read_text()) for p in Path(cache_dir).glob("candidate-*.json")]
+    assert [s["final_loss"] for s in saved if s["lr"] == 0.1 and s["iterations"] == 30] == [result.final_loss]
 
 
-def test_report_writes_every_artifact(prefect_api, run_dir, init_params, sweep):
+def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_params, sweep):
     from tasks.report import report
 
     plan = CheckPlan(iterations=20, last_k=5)
     selection = select_lr.fn(sweep, plan)
-    candidates = [train_candidate.fn(SETUP, init_params, lr, 20, 5, 3, run_dir) for lr in selection.candidates]
-    summary = report.fn(run_dir, SETUP, sweep, selection, plan, candidates)
+    candidates = [train_candidate.fn(SETUP, init_params, lr, 20, 5, 3, cache_dir) for lr in selection.candidates]
+    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, candidates)
     files = {p.name for p in Path(run_dir).iterdir()}
-    assert {"sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
+    assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
             "final_losses.md", "summary.json"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     assert json.loads((Path(run_dir) / "summary.json").read_text())["chosen_lr"] == selection.chosen_lr
