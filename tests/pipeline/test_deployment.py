@@ -62,7 +62,7 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) ->
                 gpu_pool = client.read_work_pool("gpu-pool")
 
     # the run wrote one complete run folder
-    (run_dir,) = list(out.iterdir())
+    (run_dir,) = list(out.glob("run-*"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["setup"]["data"] == "digits" and summary["setup"]["device"] == "cpu"
     assert len(summary["final_losses"]) == 3
