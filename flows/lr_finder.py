@@ -51,6 +51,7 @@ def lr_finder(
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,
                   iterations=iterations, last_k=last_k, parallel=parallel),
+        output_root=output_root,
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)

@@ -30,6 +30,21 @@ class RunFolders:
     cache_dir: str  # work shared by runs under the same root
 
 
+def check_output_root(root: str | os.PathLike) -> str:
+    """``root`` must be a folder or not exist yet (it is then created); raise ValueError otherwise."""
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output_root must be a folder, got output_root={str(root)!r} (a file)")
+    for parent in path.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"output_root={str(root)!r} lies below a file ({parent})")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"output_root={str(root)!r} cannot be created: {parent} is not writable")
+            break
+    return str(root)
+
+
 def new_run_folders(root: str | os.PathLike) -> RunFolders:
     """A new run folder under ``root``, and the root's work cache (created if missing)."""
     run_dir = new_run_dir(root)

@@ -61,6 +61,15 @@ class Setup:
             positive_int("workers", self.workers, minimum=0)
 
 
+def check_fits(setup: Setup, info: gdata.DatasetInfo) -> None:
+    """Raise ValueError if a batch is larger than the training data (no batch could be drawn)."""
+    if setup.batch_size > info.num_train:
+        raise ValueError(
+            f"batch_size must be at most the {info.num_train} training samples of data={setup.data!r}, "
+            f"got batch_size={setup.batch_size}"
+        )
+
+
 def identity(setup: Setup) -> dict:
     """What determines the numbers a setup produces (the loader's worker count does not:
     the batch order comes from the seed alone)."""
@@ -70,18 +79,33 @@ def identity(setup: Setup) -> dict:
 def build_network(setup: Setup, init_params: str | os.PathLike | None = None):
     """(net, dataset, info, ctx): a fresh network for ``setup``, from ``init_params`` if given."""
     dataset, info = gdata.load_dataset(setup.data, "train")
+    net, ctx = _network(setup, info, init_params)
+    return net, dataset, info, ctx
+
+
+def _network(setup: Setup, info: gdata.DatasetInfo, init_params: str | os.PathLike | None):
     ctx = parse_device(setup.device)
     net = models.build_model(setup.model, info.num_classes, info.image_shape, ctx, seed=setup.seed)
     if init_params is not None:
         models.load_parameters(net, init_params, ctx)
-    return net, dataset, info, ctx
+    return net, ctx
 
 
 def open_learner(setup: Setup, init_params: str | os.PathLike | None = None) -> GluonLearner:
-    """A learner over ``setup`` with its endless loader; close it (or use ``with``)."""
-    net, dataset, _, ctx = build_network(setup, init_params)
+    """A learner over ``setup`` with its endless loader; close it (or use ``with``).
+
+    The loader, which forks its worker processes at once, is made before the network:
+    forking before this process has run any MXNet operator (and started its OpenMP
+    threads) keeps the workers clear of locks held by threads that do not survive a fork.
+    """
+    dataset, info = gdata.load_dataset(setup.data, "train")
     loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.workers, seed=setup.seed)
-    return GluonLearner(net, loader, ctx)
+    try:
+        net, ctx = _network(setup, info, init_params)
+        return GluonLearner(net, loader, ctx)
+    except BaseException:
+        gdata.close_loader(loader)
+        raise
 
 
 def run_sweep(

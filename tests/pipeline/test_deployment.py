@@ -1,15 +1,17 @@
 """The deployments of deployments/prefect.yaml on real parts: a Prefect server on
-127.0.0.1 (SQLite), process work pools, `prefect deploy`, a worker, one run of the
-local deployment awaited to Completed, its files and Prefect artifacts checked.
-The test starts and stops all of it itself."""
+127.0.0.1 (SQLite, and PostgreSQL), process work pools, `prefect deploy`, a worker,
+one run of the local deployment awaited to Completed, its files and Prefect
+artifacts checked. The test starts and stops all of it itself."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import running_postgres
 from tests.support.prefect_server import (
     flow_run_logs,
     log_tail,
@@ -31,12 +33,15 @@ PREFECT_FILE = "deployments/prefect.yaml"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="signal")]
 
 
-def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path, database: str) -> None:
     home = tmp_path / "prefect-home"
     out = tmp_path / "runs"
     worker_log = tmp_path / "worker.log"
     server: dict = {}
-    with running_prefect_server(home, info=server) as api_url:
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(running_postgres()) if database == "postgresql" else None
+        api_url = stack.enter_context(running_prefect_server(home, database_url=database_url, info=server))
         env = {**prefect_env(api_url, home), "PWD": str(ROOT)}  # the pull step's directory
         run_cli(["work-pool", "create", "local-pool", "--type", "process"], env, ROOT)
         run_cli(["work-pool", "create", "gpu-pool", "--type", "process"], env, ROOT)
@@ -46,7 +51,10 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) ->
         with running_worker("local-pool", env, ROOT, worker_log) as worker:
             parameters = {"iterations": 40, "last_k": 5, "parallel": 2, "output_root": str(out)}
             flow_run_id = run_deployment("lr-finder/local", env, ROOT, parameters)
-            state = wait_for_flow_run(api_url, flow_run_id, timeout=600)
+            try:
+                state = wait_for_flow_run(api_url, flow_run_id, timeout=600)
+            except TimeoutError as error:
+                raise AssertionError(f"{error}\n{flow_run_logs(api_url, flow_run_id)}\n{log_tail(worker_log)}") from None
             assert state.is_completed(), (
                 f"flow run ended {state.name}: {state.message}\n"
                 f"{flow_run_logs(api_url, flow_run_id)}\n{log_tail(worker_log)}"
@@ -60,6 +68,9 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) ->
                 gpu = client.read_deployment_by_name("lr-finder/nightly-gpu")
                 gpu_schedules = client.read_deployment_schedules(gpu.id)
                 gpu_pool = client.read_work_pool("gpu-pool")
+        if database_url is not None:  # the run is really in PostgreSQL, not in a SQLite file
+            assert _psql(database_url, f"select state_type from flow_run where id = '{flow_run_id}'") == "COMPLETED"
+            assert not list(home.glob("*.db"))
 
     # the run wrote one complete run folder
     (run_dir,) = list(out.glob("run-*"))
@@ -85,3 +96,13 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path) ->
     # everything stopped
     assert not pid_alive(server["pid"]) and not pid_alive(worker.pid)
     assert processes_with_prefect_home(home.resolve()) == []
+
+
+def _psql(database_url: str, query: str) -> str:
+    import subprocess
+    from urllib.parse import urlparse
+
+    url = urlparse(database_url.replace("postgresql+asyncpg", "postgresql"))
+    done = subprocess.run(["psql", "-h", url.hostname, "-p", str(url.port), "-U", url.username, "-d", url.path[1:],
+                           "-tAc", query], capture_output=True, text=True, check=True)
+    return done.stdout.strip()

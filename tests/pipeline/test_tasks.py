@@ -57,7 +57,8 @@ def sweep(cache_dir, init_params):
 
 
 def test_check_inputs_builds_the_three_plans():
-    setup, config, plan = check_inputs.fn(setup={"data": "digits"}, sweep={"lr_start": 1e-5}, plan={"parallel": 2})
+    setup, config, plan = check_inputs.fn(setup={"data": "digits"}, sweep={"lr_start": 1e-5}, plan={"parallel": 2},
+                                         output_root="lrf-runs")
     assert setup.model == "small-cnn" and config.lr_start == 1e-5 and plan.parallel == 2
 
 
@@ -74,7 +75,7 @@ def test_check_inputs_builds_the_three_plans():
 )
 def test_check_inputs_rejects_bad_values(setup, sweep, plan, message):
     with pytest.raises(ValueError, match=message):
-        check_inputs.fn(setup=setup, sweep=sweep, plan=plan)
+        check_inputs.fn(setup=setup, sweep=sweep, plan=plan, output_root="lrf-runs")
 
 
 def test_prepare_dataset_makes_paths_absolute(monkeypatch):

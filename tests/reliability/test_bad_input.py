@@ -1,0 +1,141 @@
+"""Bad input, table-driven, through both front doors: the ``lrf find`` CLI and the
+lr-finder flow. Each bad value must give an error naming the parameter and the
+value, before anything runs: the CLI exits 2, the flow fails in its first task,
+and no run folder is left under the output root."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from lrf.cli import main as cli_main
+
+CIFAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
+
+# (parameter, bad value, text the error must contain); "{tmp}" is replaced by a folder with damaged data
+BAD = [
+    ("data", "mnist", "data='mnist'"),
+    ("data", "rec:/nonexistent/train.rec", "/nonexistent/train.rec"),
+    ("data", "rec:{tmp}/truncated/train.rec", "is truncated"),
+    ("data", "rec:{tmp}/noindex/train.rec", "index file"),
+    ("data", "folder:{tmp}/empty", "has no class sub-folder holding an image"),
+    ("data", "folder:{tmp}/missing", "is not a directory"),
+    ("data", "digits:/some/path", "data=digits takes no path"),
+    ("model", "resnet19", "model='resnet19'"),
+    ("model", "", "model=''"),
+    ("device", "tpu", "device='tpu'"),
+    ("device", "gpu:3", "device='gpu:3'"),
+    ("batch_size", 0, "batch_size=0"),
+    ("batch_size", -8, "batch_size=-8"),
+    ("batch_size", 5000, "batch_size=5000"),
+    ("seed", -1, "seed=-1"),
+    ("workers", -1, "workers=-1"),
+    ("lr_start", 0.0, "lr_start=0.0"),
+    ("lr_start", -1e-3, "lr_start=-0.001"),
+    ("lr_start", math.nan, "lr_start=nan"),
+    ("lr_start", math.inf, "lr_start=inf"),
+    ("lr_start", 100.0, "lr_start=100.0"),
+    ("lr_multiplier", 1.0, "lr_multiplier=1.0"),
+    ("lr_multiplier", 0.5, "lr_multiplier=0.5"),
+    ("lr_end", 1e-9, "lr_end=1e-09"),
+    ("lr_end", 100.0, "lr_end=100.0"),
+    ("schedule", "cosine", "schedule='cosine'"),
+    ("smoothing", 1.0, "smoothing=1.0"),
+    ("smoothing", -0.1, "smoothing=-0.1"),
+    ("min_iter", 0, "min_iter=0"),
+    ("criterion", "magic", "criterion"),
+    ("max_iter", 0, "max_iter=0"),
+    ("max_lr", 0.0, "max_lr=0.0"),
+    ("max_lr", math.inf, "max_lr=inf"),
+    ("rule", "magic", "rule"),
+    ("candidate_multipliers", (), "candidate_multipliers=[]"),
+    ("candidate_multipliers", (1.0, 1.0), "must not repeat"),
+    ("candidate_multipliers", (1.0, 0.0), "candidate_multipliers=0.0"),
+    ("candidate_rates", (), "candidate_rates=[]"),
+    ("candidate_rates", (0.1, 0.1), "must not repeat"),
+    ("candidate_rates", (0.1, -1.0), "candidate_rates=-1.0"),
+    ("iterations", 0, "iterations=0"),
+    ("last_k", 0, "last_k=0"),
+    ("parallel", 0, "parallel=0"),
+    ("output_root", "{tmp}/a-file", "output_root="),
+    ("init_params", "{tmp}/missing.params", "init_params="),
+    ("init_params", "{tmp}/resnet.params", "does not fit"),
+    ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
+]
+CLI_ONLY = {"init_params", "out"}
+FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "parallel", "output_root"}
+CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
+
+
+def test_the_table_is_big_enough():
+    assert len(BAD) >= 40
+    cli = [row for row in BAD if row[0] not in FLOW_ONLY]
+    flow = [row for row in BAD if row[0] not in CLI_ONLY]
+    print(f"{len(BAD)} bad inputs: {len(cli)} through the CLI, {len(flow)} through the flow")
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file, etc."""
+    import mxnet as mx
+
+    from lrf.gluon.models import build_model, save_parameters
+
+    tmp = tmp_path_factory.mktemp("damaged")
+    source = (CIFAR / "test.rec").read_bytes()
+    (tmp / "truncated").mkdir()
+    (tmp / "truncated" / "train.rec").write_bytes(source[: len(source) - 1000])
+    (tmp / "truncated" / "train.idx").write_bytes((CIFAR / "test.idx").read_bytes())
+    (tmp / "noindex").mkdir()
+    (tmp / "noindex" / "train.rec").write_bytes(source[:4096])
+    (tmp / "empty" / "cats").mkdir(parents=True)
+    (tmp / "a-file").write_text("not a folder")
+    (tmp / "not-empty").mkdir()
+    (tmp / "not-empty" / "keep.txt").write_text("a previous run")
+    save_parameters(build_model("resnet18_v2", 10, (3, 32, 32), mx.cpu()), tmp / "resnet.params")
+    return tmp
+
+
+def _value(value, tmp):
+    return value.replace("{tmp}", str(tmp)) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize("param, value, message", [row for row in BAD if row[0] not in FLOW_ONLY],
+                         ids=lambda v: repr(v)[:40])
+def test_cli_exits_2_naming_option_and_value(tmp_path, capsys, damaged, param, value, message):
+    value = _value(value, damaged)
+    out = Path(value) if param == "out" else tmp_path / "run"
+    option = "--" + param.replace("_", "-")
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["find", "--out", str(out), "--no-progress", option, str(value)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}" in error
+    if param in CLI_CHOICES:
+        assert "invalid choice" in error
+    else:
+        assert message.replace("{tmp}", str(damaged)) in error
+    if param != "out":
+        assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("param, value, message", [row for row in BAD if row[0] not in CLI_ONLY],
+                         ids=lambda v: repr(v)[:40])
+def test_flow_fails_first_naming_parameter_and_value(prefect_api, tmp_path, damaged, param, value, message):
+    from flows.lr_finder import lr_finder
+
+    root = _value(value, damaged) if param == "output_root" else str(tmp_path / "runs")
+    kwargs = {"output_root": root, param: _value(value, damaged)}
+    state = lr_finder(**kwargs, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception) as error:
+        state.result()
+    assert message.replace("{tmp}", str(damaged)) in str(error.value)
+    assert param in str(error.value) or param == "data"
+    if param == "output_root":
+        assert Path(root).read_text() == "not a folder"  # untouched
+    else:
+        assert not Path(root).exists()  # not even the output root was made

@@ -1,0 +1,89 @@
+"""Faults in a running pipeline: a candidate's process killed, two runs at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _job_pids(kind: str, marker: str):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            text = b" ".join(argv).decode(errors="replace")
+            if "lrf.gluon.jobs" in text and f" {kind} " in text and marker in text:
+                yield int(entry)
+
+
+def test_a_killed_candidate_fails_its_task_which_is_retried_and_the_others_are_kept(prefect_api, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.lr_finder import lr_finder
+
+    killed = []
+
+    def kill_first_candidate():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed:
+            for pid in _job_pids("candidate", str(tmp_path)):
+                time.sleep(2)  # let it train a little
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_first_candidate)
+    killer.start()
+    state = lr_finder(iterations=300, last_k=5, parallel=1, workers=0, output_root=str(tmp_path), return_state=True)
+    killer.join()
+    assert killed, "no candidate process was seen"
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert len(summary["final_losses"]) == 3 and (Path(summary["run_dir"]) / "summary.json").is_file()
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    trainings = sorted((r.run_count for r in runs if r.name.startswith("train-candidate")), reverse=True)
+    assert trainings == [2, 1, 1]  # the killed one ran twice (retry), the others once
+    assert sorted(r.name for r in runs if r.name.startswith("train-candidate")) == sorted(
+        f"train-candidate-lr-{lr:.4g}" for lr in summary["candidates"]
+    )
+
+
+def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    script = ("from flows.lr_finder import lr_finder; import json, sys; "
+              "print(json.dumps(lr_finder(iterations=60, last_k=5, parallel=2, workers=0, "
+              f"output_root={str(tmp_path)!r})['run_dir']))")
+    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=800) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err[-3000:]
+    run_dirs = [Path(json.loads(out.strip().splitlines()[-1])) for out, _ in outputs]
+    assert run_dirs[0] != run_dirs[1] and {p.parent for p in run_dirs} == {tmp_path.resolve()}
+    summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
+    assert summaries[0]["run_dir"] != summaries[1]["run_dir"]
+    assert summaries[0]["chosen_lr"] == summaries[1]["chosen_lr"]  # same parameters, same answer
+    for d in run_dirs:  # nothing of one run in the other's folder, nothing half-written anywhere
+        assert {p.name for p in d.iterdir()} >= {"summary.json", "final_losses.csv", "sweep.png", "init.params"}
+    assert not [p for p in tmp_path.rglob("*.tmp")]
