@@ -75,7 +75,8 @@ def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = 
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = env["MXNET_CPU_WORKER_NTHREADS"] = str(int(threads))
-    command = [sys.executable, "-m", "lrf.gluon.jobs", job, json.dumps(args), str(out)]
+    # mxnet 1.9 on numpy 1.23 floods stderr with DeprecationWarnings that would bury a real error
+    command = [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "lrf.gluon.jobs", job, json.dumps(args), str(out)]
     tail: list[str] = []
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                              preexec_fn=_die_with_parent)
@@ -84,7 +85,7 @@ def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = 
             line = line.rstrip("\n")
             if line.startswith(PROGRESS):
                 report(line[len(PROGRESS):])
-            elif "Warning" not in line and line.strip():
+            elif line.strip():
                 tail = (tail + [line])[-30:]
         status = child.wait()
     finally:
