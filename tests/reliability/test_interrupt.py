@@ -104,7 +104,7 @@ class _Killer:
         self.thread.start()
 
     def join(self):
-        self.thread.join(timeout=240)
+        self.thread.join(timeout=60)
 
     def run(self):
         _wait_for(lambda: bool(list(_pids_with(self.marker))))
