@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from flows.lr_finder import lr_finder
-from lrf.check import to_json
 
 pytestmark = pytest.mark.slow
 
@@ -38,18 +37,3 @@ def test_bad_parameter_fails_before_any_folder_is_made(prefect_api, tmp_path):
         lr_finder(candidate_multipliers=(), output_root=str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
 
-
-def test_a_run_started_again_reuses_the_finished_work(prefect_api, tmp_path):
-    """As after a kill: the work of the first run is in the cache, the second run redoes none of it
-    and still writes a complete folder of its own."""
-    params = dict(iterations=30, last_k=5, parallel=3, workers=0, output_root=str(tmp_path))
-    first = lr_finder(**params)
-    cache = tmp_path / "cache"
-    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    assert len(stamps) == 5  # initial parameters, sweep, three candidates
-    second = lr_finder(**params)
-    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # nothing recomputed
-    assert second["run_dir"] != first["run_dir"]
-    assert to_json(second["final_losses"]) == to_json(first["final_losses"])  # (NaN != NaN, strings compare)
-    assert second["chosen_lr"] == first["chosen_lr"]
-    assert (Path(second["run_dir"]) / "summary.json").is_file()

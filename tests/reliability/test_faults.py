@@ -87,3 +87,39 @@ def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tm
     for d in run_dirs:  # nothing of one run in the other's folder, nothing half-written anywhere
         assert {p.name for p in d.iterdir()} >= {"summary.json", "final_losses.csv", "sweep.png", "init.params"}
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(prefect_api, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    script = ("from flows.lr_finder import lr_finder; import json; "
+              "print(json.dumps(lr_finder(iterations=400, last_k=5, parallel=1, workers=0, "
+              f"output_root={str(tmp_path)!r})['run_dir']))")
+    cache = tmp_path / "cache"
+
+    first = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not list(cache.glob("candidate-*.json")):
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        time.sleep(0.1)
+    time.sleep(1)  # the second candidate is training now
+    os.killpg(first.pid, signal.SIGKILL)  # the flow and its job processes, at once
+    first.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len([n for n in done_before if n.startswith("candidate-")]) == 1
+    assert any(n.startswith("sweep-") for n in done_before) and any(n.startswith("init-") for n in done_before)
+    (killed_run,) = list(tmp_path.glob("run-*"))
+    assert not (killed_run / "summary.json").exists()  # the killed run's folder does not look complete
+
+    again = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=800)
+    assert again.returncode == 0, again.stderr[-3000:]
+    run_dir = Path(json.loads(again.stdout.strip().splitlines()[-1]))
+    assert run_dir != killed_run and (run_dir / "summary.json").is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert {name: after[name] for name in done_before} == done_before  # finished work was not redone
+    assert len([n for n in after if n.startswith("candidate-")]) == 3
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["final_losses"]) == 3
