@@ -8,9 +8,10 @@ unwinds like Ctrl-C does.
 Only in the process that asked for it: forked children (the data loader's
 workers) inherit the handler, and the loader stops its workers with SIGTERM.
 A worker that raised SystemExit there could have it swallowed (inside an
-``NDArray.__del__``, say), keep running, and leave its parent waiting in
-``pool.join()`` for ever. So the handler resets SIGTERM to its default in
-forked children.
+``NDArray.__del__``, say) and keep running. So the handler resets SIGTERM to
+its default in forked children. (Workers can still miss a SIGTERM while stuck
+on the pool's queue lock: :func:`lrf.gluon.data.close_loader` therefore
+SIGKILLs what has not stopped after a few seconds.)
 """
 
 from __future__ import annotations

@@ -22,9 +22,12 @@ normalised with the mean and standard deviation of its own training split.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -257,18 +260,33 @@ def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
     )
 
 
-def close_loader(loader: DataLoader) -> None:
-    """Terminate a loader's worker processes and wait for them; idempotent.
+def close_loader(loader: DataLoader, timeout: float = 5.0) -> None:
+    """Stop a loader's worker processes; idempotent, and never waits for ever.
 
     MXNet 1.9.1's ``DataLoader`` keeps a ``multiprocessing.Pool`` in
     ``_worker_pool`` and terminates it only in ``__del__``, i.e. whenever
-    garbage collection gets to it. Iterators over the loader must not be used
-    afterwards. A loader with ``num_workers=0`` has no pool: nothing to do.
+    garbage collection gets to it. ``Pool.terminate()`` itself can hang: it
+    SIGTERMs the workers, then joins them, and a worker blocked on the pool's
+    queue lock (held by a worker that was just terminated) never gets there
+    (seen here: a job process hung in ``_terminate_pool``, its flow run
+    "Running" for ever). So the terminate runs in a helper thread; if it is not
+    done within ``timeout`` seconds, the workers are SIGKILLed, which nothing
+    can block. Iterators over the loader must not be used afterwards. A loader
+    with ``num_workers=0`` has no pool: nothing to do.
     """
     pool = getattr(loader, "_worker_pool", None)
     if pool is not None:
-        pool.terminate()
-        pool.join()
+        workers = list(getattr(pool, "_pool", []))
+        closer = threading.Thread(target=pool.terminate, name="lrf-close-loader", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+            stuck = [w.pid for w in workers if w.exitcode is None]
+            logger.warning("loader workers %s did not stop on SIGTERM within %.0f s: killing them", stuck, timeout)
+            for pid in stuck:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            closer.join(timeout)
         loader._worker_pool = None  # so __del__ does not terminate it again
     loader._iter = None  # drop a prefetched iterator bound to the dead pool
 

@@ -155,6 +155,7 @@ def _main(argv: list[str]) -> int:
     from lrf._signals import exit_on_sigterm
 
     exit_on_sigterm()  # a terminated job removes its temporary file and stops its loader workers
+    os.register_at_fork(after_in_child=_die_with_parent)  # loader workers never outlive their job
     job, args, out = argv
     logging.basicConfig(level=logging.WARNING)
     JOBS[job](json.loads(args), out)
