@@ -36,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smoke sizes for CI (digits only, tiny budgets; about 2-3 minutes)")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(NAMES)}")
+    parser.add_argument("--readme", action="store_true",
+                        help="run nothing: rebuild README.md from the result files already there")
     args = parser.parse_args(argv)
     if args.only:
         chosen = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -53,6 +55,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out = QUICK_RESULTS if args.quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)
+    if args.readme:
+        write_readme(out, args.quick, {}, None, None)
+        return 0
     started = time.perf_counter()
     outcome = {}
     for name in args.names:
@@ -71,7 +76,7 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def write_readme(out: Path, quick: bool, outcome: dict, total: float, only: str | None) -> None:
+def write_readme(out: Path, quick: bool, outcome: dict, total: float | None, only: str | None) -> None:
     """Rebuild ``README.md`` from every result file in ``out`` (also ones from earlier runs)."""
     reports = {}
     for name in NAMES:
@@ -86,8 +91,10 @@ def write_readme(out: Path, quick: bool, outcome: dict, total: float, only: str 
         f"Command: `{command(quick)}` (one benchmark: `{command(quick, 'NAME')}`, or "
         f"`uv run --locked python -m benchmarks.NAME{' --quick' if quick else ''}`).",
         "",
-        f"Written {now}; this invocation (`{command(quick, only)}`) took {total / 60:.1f} min "
-        f"(load average at the end {load_average()}).",
+        f"Written {now}" + (f"; this invocation (`{command(quick, only)}`) took {total / 60:.1f} min "
+                            f"(load average at the end {load_average()})" if total is not None else "")
+        + f". The benchmarks' own run times add up to {sum(r.seconds for r in reports.values()) / 60:.1f} min "
+          "(each section gives its own date and time).",
         "",
         f"Machine: {machine_markdown(machine())}.",
         "",
