@@ -18,6 +18,7 @@ def train_candidate(setup: Setup, init_params: str, lr: float, iterations: int, 
     (a training already in the cache is reused)."""
     key = work_key("candidate", identity(setup), Path(init_params).name, lr, iterations, last_k)
     out = Path(cache_dir) / f"candidate-{key}.json"
-    threads = max(1, (os.cpu_count() or 1) // parallel)  # parallel children share the cores
+    # parallel children share the cores; a lone child keeps MXNet's own default
+    threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
     return jobs.train_candidate(setup, init_params, lr, out, iterations=iterations, last_k=last_k,
                                 threads=threads, report=get_run_logger().info)

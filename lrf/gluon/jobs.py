@@ -74,7 +74,9 @@ def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = 
         return
     env = dict(os.environ)
     if threads is not None:
-        env["OMP_NUM_THREADS"] = env["MXNET_CPU_WORKER_NTHREADS"] = str(int(threads))
+        # OpenMP threads per operator only: raising MXNET_CPU_WORKER_NTHREADS too (more engine
+        # workers, each with that many OpenMP threads) made ResNet training ~3x slower (benchmarks)
+        env["OMP_NUM_THREADS"] = str(int(threads))
     # mxnet 1.9 on numpy 1.23 floods stderr with DeprecationWarnings that would bury a real error
     command = [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "lrf.gluon.jobs", job, json.dumps(args), str(out)]
     tail: list[str] = []
