@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks._common import (NAMES, QUICK_RESULTS, REPO, RESULTS, Report, command, figures_markdown, load_average,
-                                log, machine, machine_markdown)
+                                log, machine, machine_markdown, write_report)
 
 ABOUT = {
     "sweep_overhead": "1. Sweep overhead",
@@ -83,6 +83,7 @@ def write_readme(out: Path, quick: bool, outcome: dict, total: float | None, onl
         path = out / f"{name}.json"
         if path.is_file():
             reports[name] = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            write_report(reports[name], out)  # NAME.md in today's layout, from the same numbers
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kind = "quick (smoke) sizes" if quick else "full sizes"
     lines = [
@@ -96,7 +97,8 @@ def write_readme(out: Path, quick: bool, outcome: dict, total: float | None, onl
         + f". The benchmarks' own run times add up to {sum(r.seconds for r in reports.values()) / 60:.1f} min "
           "(each section gives its own date and time).",
         "",
-        f"Machine: {machine_markdown(machine())}.",
+        f"Machine: {machine_markdown(machine())} (lrf's commit when this file was written; each section names "
+        "the commit it ran on).",
         "",
         "The machine is shared and noisy: every figure is a ratio of two things measured in the same run, "
         "interleaved (variants take turns, the order rotating from round to round), given as median [min–max] over the "

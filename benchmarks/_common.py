@@ -172,7 +172,8 @@ class Report:
     def markdown(self, level: int = 1) -> str:
         h = "#" * level
         out = [f"{h} {self.title}", "", self.goal, "",
-               f"Command: `{self.command}` · date {self.date} · took {self.seconds:.0f} s · "
+               f"Re-run alone: `{self.command}` · run {self.date} · took {self.seconds:.0f} s · "
+               f"lrf at {self.machine.get('commit', '?')} · "
                f"load average {self.load.get('start', '?')} → {self.load.get('end', '?')}"
                + (" · **--quick sizes**" if self.quick else ""), ""]
         if self.sizes:
