@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import (CIFAR_DATA, REPO, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios, timed)
+                                module_main, timed)
 
 NAME = "orchestration"
 MARK = "BENCH-RESULT "

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (RESNET, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, ratios)
 
 NAME = "parallel"
@@ -157,7 +157,7 @@ def _one_case(report: Report, case: dict) -> None:
     rows.append([f"estimate: {K} devices, one candidate each", one, 1.0, seq / one, None])
     report.tables.append(Table(
         f"{label}: medians (wall seconds)",
-        ["schedule", "wall s", "÷ one alone", f"speed-up vs sequence", "Σ candidates' own seconds"],
+        ["schedule", "wall s", "÷ one alone", "speed-up vs sequence", "Σ candidates' own seconds"],
         rows,
         note="'Σ candidates' own seconds' is the sum of the `seconds` fields the children report (training + "
              "held-out evaluation, without process start-up); in parallel it exceeds the wall time when children "
