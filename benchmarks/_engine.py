@@ -6,6 +6,8 @@ import contextlib
 import itertools
 from typing import Iterator
 
+import time
+
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
@@ -103,6 +105,29 @@ def state_bytes(state) -> int:
 
 def sync() -> None:
     mx.nd.waitall()
+
+
+def timed(call) -> float:
+    """Seconds ``call()`` takes with the device idle before and drained after: MXNet queues
+    work, so the copies and updates are still running when most calls return."""
+    sync()
+    started = time.perf_counter()
+    call()
+    sync()
+    return time.perf_counter() - started
+
+
+def snapshot_timers(learner, state: dict):
+    """Timed ``snapshot()`` and ``restore()`` of ``learner``; the snapshot is kept in
+    ``state["snapshot"]`` for the next restore."""
+
+    def snapshot() -> float:
+        return timed(lambda: state.update(snapshot=learner.snapshot()))
+
+    def restore() -> float:
+        return timed(lambda: learner.restore(state["snapshot"]))
+
+    return snapshot, restore
 
 
 def cifar_with_small_holdout(folder, holdout: int = 2000) -> str:

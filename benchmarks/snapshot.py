@@ -29,7 +29,7 @@ def cases(quick: bool) -> list[dict]:
 
 
 def measure(setup, trainer_args: dict, rounds: int, loader=None) -> dict:
-    from benchmarks._engine import Rig, nbytes, state_bytes, sync
+    from benchmarks._engine import Rig, nbytes, snapshot_timers, state_bytes, sync
 
     with Rig(setup, loader=loader, trainer_args=trainer_args) as rig:
         learner = rig.learner
@@ -45,18 +45,7 @@ def measure(setup, trainer_args: dict, rounds: int, loader=None) -> dict:
             sync()  # the update is still queued when iteration() returns the loss
             return time.perf_counter() - started
 
-        def snapshot() -> float:
-            sync()
-            started = time.perf_counter()
-            state["snapshot"] = learner.snapshot()
-            sync()  # the parameter copies are queued, not done, when snapshot() returns
-            return time.perf_counter() - started
-
-        def restore() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.restore(state["snapshot"])
-            return time.perf_counter() - started
+        snapshot, restore = snapshot_timers(learner, state)
 
         times = interleaved({"iteration": iteration, "snapshot": snapshot, "restore": restore}, rounds)
 

@@ -119,7 +119,7 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
     import time
 
     import lrf
-    from benchmarks._engine import Rig, sync
+    from benchmarks._engine import Rig, snapshot_timers, sync
 
     n, rounds = case["n"], case["rounds"]
     config = no_stop_config(n)
@@ -176,18 +176,7 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
             sync()
             return time.perf_counter() - started
 
-        def snapshot() -> float:
-            sync()
-            started = time.perf_counter()
-            state["snapshot"] = learner.snapshot()
-            sync()  # the parameter copies are queued, not done, when snapshot() returns
-            return time.perf_counter() - started
-
-        def restore() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.restore(state["snapshot"])  # waits for the device itself
-            return time.perf_counter() - started
+        snapshot, restore = snapshot_timers(learner, state)
 
         log(f"{case['label']}: {case['parts']} rounds of iteration / dry run / snapshot / restore")
         with rig.restored():
