@@ -12,6 +12,10 @@ import argparse
 import os
 import sys
 
+from lrf.config import DATA_FORMS, CandidatePlan, Setup
+from lrf.execution import Execution
+from lrf.runs import DEFAULT_OUTPUT_ROOT
+
 DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -23,14 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lrf-flow", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run the lr-finder flow: sweep, pick a rate, train the candidates, write the artifacts.",
     )
-    parser.add_argument("--data", default="digits", help="digits, cifar10[:ROOT], rec:PATH/train.rec, folder:PATH")
-    parser.add_argument("--model", default=None, help="small-cnn or a Gluon model-zoo name (default by data)")
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rule", default="reference", help="suggestion rule")
-    parser.add_argument("--iterations", type=int, default=500, help="training iterations per candidate")
-    parser.add_argument("--parallel", type=int, default=3, help="candidates trained at once")
-    parser.add_argument("--output-root", default="lrf-runs", help="each run gets a new folder under it")
+    parser.add_argument("--data", default=Setup.data, help=DATA_FORMS)
+    parser.add_argument("--model", default=Setup.model, help="small-cnn or a Gluon model-zoo name (default by data)")
+    parser.add_argument("--device", default=Setup.device, help="cpu, gpu or gpu:N")
+    parser.add_argument("--batch-size", type=int, default=Setup.batch_size)
+    parser.add_argument("--rule", default=CandidatePlan.rule, help="suggestion rule")
+    parser.add_argument("--iterations", type=int, default=CandidatePlan.iterations,
+                        help="training iterations per candidate")
+    parser.add_argument("--at-once", type=int, default=Execution.at_once, help="candidates trained at the same time")
+    parser.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="each run gets a new folder under it")
     return parser
 
 
@@ -54,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(parser: argparse.ArgumentParser, params: dict) -> None:
     """The flow validates too; checking here first gives exit status 2 without starting Prefect."""
-    from lrf.check import CheckPlan
-    from lrf.gluon.experiment import Setup
+    from lrf.gluon.preflight import prepare_setup
 
     try:
-        Setup(data=params["data"], model=params["model"], device=params["device"], batch_size=params["batch_size"])
-        CheckPlan(rule=params["rule"], iterations=params["iterations"], parallel=params["parallel"])
+        prepare_setup(Setup(data=params["data"], model=params["model"], device=params["device"],
+                            batch_size=params["batch_size"]))
+        CandidatePlan(rule=params["rule"], iterations=params["iterations"])
+        Execution(at_once=params["at_once"])
     except (ValueError, TypeError) as error:
         parser.error(str(error))
 

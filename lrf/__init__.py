@@ -2,23 +2,27 @@
 
 The core (this package's top level) imports no framework: the MXNet Gluon engine
 lives in :mod:`lrf.gluon`, plotting in :mod:`lrf.plot`, both imported on demand.
+The run's configuration, with every default, is :mod:`lrf.config`.
 
 >>> import lrf
 >>> result = lrf.find(learner)                # doctest: +SKIP
 >>> lrf.suggest(result, "reference").lr       # doctest: +SKIP
 """
 
+from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.learner import Learner
 from lrf.result import SweepResult
 from lrf.schedules import exponential, exponential_range, linear_range
 from lrf.stopping import CRITERIA, StopReason, make_criterion
 from lrf.rules import DEFAULT_RULE, RULES, CyclicalRange, Suggestion, cyclical_range, suggest
-from lrf.sweep import SweepConfig, SweepProgress, find
+from lrf.sweep import SweepProgress, find
 
 __all__ = [
     "CRITERIA",
+    "CandidatePlan",
     "DEFAULT_RULE",
     "RULES",
+    "Setup",
     "CyclicalRange",
     "Learner",
     "StopReason",

@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half."""
+"""File helpers: atomic writes (a reader sees the old file or the complete new one, never
+half) and strict JSON."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import tempfile
@@ -63,3 +65,19 @@ def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
     return target
+
+
+def to_json(data) -> str:
+    """Strict JSON (indented, newline-terminated) with non-finite floats as strings
+    (see :func:`json_float`)."""
+    return json.dumps(_strict(data), indent=1, allow_nan=False) + "\n"
+
+
+def _strict(value):
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value

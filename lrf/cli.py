@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -19,11 +18,10 @@ from pathlib import Path
 from typing import Sequence
 
 from lrf import _io
-from lrf.stopping import CRITERIA
-from lrf.rules import DEFAULT_RULE, RULES, cyclical_range, suggest
-from lrf.sweep import SCHEDULES, SweepConfig
+from lrf.config import CRITERION_NAMES, DATA_FORMS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
+from lrf.rules import cyclical_range, suggest
+from lrf.runs import DEFAULT_OUTPUT_ROOT
 
-DEFAULT_OUT_ROOT = Path("lrf-runs")
 SUMMARY_FORMAT = "lrf-find-summary"
 
 
@@ -39,33 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = find.add_argument_group("data, model, device")
-    data.add_argument("--data", default="digits", help="digits (offline, ships with scikit-learn), cifar10[:ROOT] "
-                      "(downloads), rec:PATH/train.rec (indexed RecordIO), folder:PATH (one sub-folder per class)")
-    data.add_argument("--model", default=None, help="small-cnn or a Gluon model-zoo name, e.g. resnet18_v2 "
+    data.add_argument("--data", default=Setup.data, help=f"{DATA_FORMS}: digits is offline (ships with "
+                      "scikit-learn), cifar10 downloads, rec is an indexed RecordIO file, folder has one "
+                      "sub-folder per class")
+    data.add_argument("--model", default=Setup.model, help="small-cnn or a Gluon model-zoo name, e.g. resnet18_v2 "
                       "(default: small-cnn for digits, resnet18_v2 otherwise)")
-    data.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    data.add_argument("--batch-size", type=int, default=128, help="samples per iteration")
-    data.add_argument("--seed", type=int, default=42, help="seeds the initial weights and the batch order")
-    data.add_argument("--workers", type=int, default=None, help="data loader processes (default: one per CPU core)")
+    data.add_argument("--device", default=Setup.device, help="cpu, gpu or gpu:N")
+    data.add_argument("--batch-size", type=int, default=Setup.batch_size, help="samples per iteration")
+    data.add_argument("--seed", type=int, default=Setup.seed, help="seeds the initial weights and the batch order")
+    data.add_argument("--workers", type=int, default=Setup.workers,
+                      help="data loader processes (default: one per CPU core)")
     data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
     sweep = find.add_argument_group("sweep")
-    defaults = SweepConfig()
-    sweep.add_argument("--lr-start", type=float, default=defaults.lr_start, help="rate of the first iteration")
-    sweep.add_argument("--lr-multiplier", type=float, default=defaults.lr_multiplier, help="factor between iterations")
-    sweep.add_argument("--lr-end", type=float, default=None,
+    sweep.add_argument("--lr-start", type=float, default=SweepConfig.lr_start, help="rate of the first iteration")
+    sweep.add_argument("--lr-multiplier", type=float, default=SweepConfig.lr_multiplier,
+                       help="factor between iterations")
+    sweep.add_argument("--lr-end", type=float, default=SweepConfig.lr_end,
                        help="sweep a range instead: --max-iter steps from --lr-start to --lr-end")
-    sweep.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES,
+    sweep.add_argument("--schedule", default=SweepConfig.schedule, choices=SCHEDULES,
                        help="shape of a range sweep (linear needs --lr-end)")
-    sweep.add_argument("--smoothing", type=float, default=defaults.smoothing,
+    sweep.add_argument("--smoothing", type=float, default=SweepConfig.smoothing,
                        help="weight of the old running mean of the loss, in [0, 1)")
-    sweep.add_argument("--min-iter", type=int, default=defaults.min_iter, help="no divergence stop before this")
-    sweep.add_argument("--max-iter", type=int, default=defaults.max_iter, help="at most this many iterations")
-    sweep.add_argument("--max-lr", type=float, default=defaults.max_lr, help="never train above this rate")
-    sweep.add_argument("--criterion", default=defaults.criterion, choices=sorted(CRITERIA), help="stopping criterion")
+    sweep.add_argument("--min-iter", type=int, default=SweepConfig.min_iter, help="no divergence stop before this")
+    sweep.add_argument("--max-iter", type=int, default=SweepConfig.max_iter, help="at most this many iterations")
+    sweep.add_argument("--max-lr", type=float, default=SweepConfig.max_lr, help="never train above this rate")
+    sweep.add_argument("--criterion", default=SweepConfig.criterion, choices=CRITERION_NAMES,
+                       help="stopping criterion")
     output = find.add_argument_group("suggestion and output")
-    output.add_argument("--rule", default=DEFAULT_RULE, choices=sorted(RULES), help="suggestion rule to report")
+    output.add_argument("--rule", default=CandidatePlan.rule, choices=RULE_NAMES, help="suggestion rule to report")
     output.add_argument("--out", type=Path, default=None,
-                        help="output folder, must be new or empty (default: lrf-runs/find-TIMESTAMP)")
+                        help=f"output folder, must be new or empty (default: {DEFAULT_OUTPUT_ROOT}/find-TIMESTAMP)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     output.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     return parser
@@ -90,13 +91,13 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
         _usage_error(parser, error)
     started = time.perf_counter()
-    with learner, _progress_bar(config, enabled=not args.no_progress) as progress:
+    with learner, ProgressBar(config, enabled=not args.no_progress) as progress:
         from lrf.sweep import find
 
         result = find(learner, config, progress=progress)
     seconds = time.perf_counter() - started
 
-    suggestions = {name: suggest(result, name) for name in RULES}
+    suggestions = {name: suggest(result, name) for name in RULE_NAMES}
     chosen = suggestions[args.rule]
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "sweep.csv")
@@ -107,7 +108,7 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     summary = {
         "format": SUMMARY_FORMAT,
         "version": 1,
-        "setup": {**vars(setup), "init_params": args.init_params},
+        "setup": {**setup.to_dict(), "init_params": args.init_params},
         "config": config.to_dict(),
         "stop_reason": result.stop_reason.value,
         "iterations": len(result),
@@ -141,15 +142,15 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
             smoothing=args.smoothing, min_iter=args.min_iter, criterion=args.criterion,
             max_iter=args.max_iter, max_lr=args.max_lr,
         )
-        from lrf.gluon.experiment import Setup
+        from lrf.gluon.preflight import prepare_setup
 
-        setup = Setup(data=args.data, model=args.model, device=args.device, batch_size=args.batch_size,
-                      seed=args.seed, workers=args.workers)
+        setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
+                                       batch_size=args.batch_size, seed=args.seed, workers=args.workers))
         if args.init_params is not None and not Path(args.init_params).is_file():
             raise ValueError(f"init_params={args.init_params!r} is not a file")
     except (ValueError, TypeError) as error:
         _usage_error(parser, error)
-    out = args.out or DEFAULT_OUT_ROOT / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"
+    out = args.out or Path(DEFAULT_OUTPUT_ROOT) / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         parser.error(f"argument --out: {str(out)!r} exists and is not an empty folder (each run gets its own)")
     return config, setup, out
@@ -168,15 +169,13 @@ def _short_id() -> str:
     return secrets.token_hex(2)
 
 
-class _progress_bar:
-    """A tqdm bar on stderr fed by the sweep's progress callback (iteration, lr, smoothed loss)."""
+class ProgressBar:
+    """A tqdm bar on stderr fed by the sweep's progress callback (iteration, lr, smoothed loss).
+    Public: the benchmarks measure the sweep with it, as the CLI runs it."""
 
     def __init__(self, config: SweepConfig, enabled: bool):
         self.enabled = enabled
-        steps = config.max_iter
-        if config.lr_end is None:  # the rate bound usually comes first
-            steps = min(steps, math.floor(math.log(config.max_lr / config.lr_start, config.lr_multiplier)) + 1)
-        self.total = steps
+        self.total = config.expected_iterations()
 
     def __enter__(self):
         if not self.enabled:

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lrf import _io
-from lrf.check import CheckPlan, Selection, final_loss_table, table_csv, table_markdown, to_json, verdict
+from lrf.candidates import CandidateResult, Selection, final_loss_table, verdict
+from lrf.config import CandidatePlan
 from lrf.result import SweepResult
 from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
+TABLE_COLUMNS = ("rank", "lr", "multiplier", "final_loss", "mean_last_k", "holdout_loss", "holdout_accuracy", "chosen")
 
 
-def candidate_losses_csv(candidates: Sequence) -> str:
+def candidate_losses_csv(candidates: Sequence[CandidateResult]) -> str:
     """iteration x candidate: one column ``lr=RATE`` per candidate; empty after a divergence."""
     ordered = sorted(candidates, key=lambda c: c.lr)
     lines = [",".join(["iteration", *(f"lr={c.lr:.6g}" for c in ordered)])]
@@ -38,8 +40,9 @@ def write_report(
     init_params: str | os.PathLike | None = None,
     result: SweepResult,
     selection: Selection,
-    plan: CheckPlan,
-    candidates: Sequence,
+    plan: CandidatePlan,
+    execution: dict[str, Any] | None = None,
+    candidates: Sequence[CandidateResult],
 ) -> dict[str, Any]:
     """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
 
@@ -73,7 +76,8 @@ def write_report(
         "run_dir": str(run_dir),
         "setup": setup,
         "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},
-        "plan": {**plan.__dict__},
+        "plan": plan.to_dict(),
+        "execution": execution or {},
         "rule": selection.rule,
         "chosen_lr": selection.chosen_lr,
         "suggestion": selection.suggestion.to_dict(),
@@ -82,5 +86,32 @@ def write_report(
         "verdict": verdict(rows) if rows else selection.suggestion.reason,
         "files": files,
     }
-    _io.write_text(run_dir / COMPLETE_MARKER, to_json(summary))
+    _io.write_text(run_dir / COMPLETE_MARKER, _io.to_json(summary))
     return summary
+
+
+def table_markdown(rows: Sequence[dict], k: int) -> str:
+    """The final-loss table as GitHub Markdown."""
+    header = f"| rank | lr | x pick | final loss | mean last {k} | held-out loss | held-out accuracy | |"
+    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|:--|"]
+    for r in rows:
+        cells = [
+            str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:g}"), _fmt(r["final_loss"]),
+            _fmt(r["mean_last_k"]), _fmt(r["holdout_loss"]), _fmt(r["holdout_accuracy"], "{:.2%}"),
+            "**chosen**" if r["chosen"] else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(rows: Sequence[dict]) -> str:
+    lines = [",".join(TABLE_COLUMNS)]
+    for r in rows:
+        lines.append(",".join("" if r[c] is None else repr(r[c]) if isinstance(r[c], float) else str(r[c]) for c in TABLE_COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, pattern: str = "{:.4f}") -> str:
+    if value is None:
+        return "-"
+    return "diverged" if isinstance(value, float) and math.isnan(value) else pattern.format(value)

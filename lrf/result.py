@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrf import _io
+from lrf.config import SweepConfig
 from lrf.stopping import StopReason
 
 if TYPE_CHECKING:  # the core does not import pandas unless asked for a DataFrame
     import pandas
-
-    from lrf.sweep import SweepConfig
 
 FORMAT = "lrf-sweep"
 VERSION = 1
@@ -43,14 +42,14 @@ class SweepResult:
         losses: the raw batch loss of every iteration.
         smoothed: the criterion's smoothed loss (NaN where the loss was not finite).
         stop_reason: why the sweep ended.
-        config: the :class:`lrf.sweep.SweepConfig` that produced it.
+        config: the :class:`lrf.config.SweepConfig` that produced it.
     """
 
     lrs: tuple[float, ...]
     losses: tuple[float, ...]
     smoothed: tuple[float, ...]
     stop_reason: StopReason
-    config: "SweepConfig"
+    config: SweepConfig
 
     def __post_init__(self) -> None:
         for name in ("lrs", "losses", "smoothed"):
@@ -132,8 +131,6 @@ class SweepResult:
 
     @classmethod
     def _from_meta(cls, meta: dict[str, Any], lrs, losses, smoothed) -> "SweepResult":
-        from lrf.sweep import SweepConfig
-
         if meta.get("version") != VERSION:
             raise ValueError(f"unsupported lrf sweep version {meta.get('version')!r} (this lrf reads {VERSION})")
         return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), SweepConfig.from_dict(meta["config"]))

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from lrf._validate import one_of
+from lrf.config import CandidatePlan
 from lrf.result import SweepResult
 
 MIN_POINTS = 10  # fewer finite points than this is not a curve
@@ -176,8 +177,9 @@ def minimum(result: SweepResult) -> Suggestion:
 
 
 Rule = Callable[[SweepResult], Suggestion]
+# the names are lrf.config.RULE_NAMES (what a configuration may say; a test keeps them equal)
 RULES: dict[str, Rule] = {"reference": reference, "steepest": steepest, "valley": valley, "minimum": minimum}
-DEFAULT_RULE = "reference"
+DEFAULT_RULE = CandidatePlan.rule
 
 
 def suggest(result: SweepResult, rule: str = DEFAULT_RULE) -> Suggestion:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+DEFAULT_OUTPUT_ROOT = "lrf-runs"  # every run gets a new folder under it
 COMPLETE_MARKER = "summary.json"  # written last: a folder with it is complete
 CACHE_DIR = "cache"
 CACHE_VERSION = 1  # bump when a change to lrf makes cached work wrong

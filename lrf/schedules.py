@@ -1,10 +1,12 @@
 """Learning-rate schedules for the range test: pure functions of the step index.
 
-Each constructor validates its arguments and returns a closure ``step -> lr``.
-Step 0 is the first iteration of the sweep.
+Each public constructor validates its arguments and returns a closure ``step -> lr``;
+the private ones behind them take values a :class:`lrf.config.SweepConfig` has
+validated already (the sweep builds its schedule from one). Step 0 is the first
+iteration of the sweep.
 
 >>> exponential(1e-6, 1.1)(2)
-1.2100000000000002e-06
+1.21e-06
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 from typing import Callable
 
 from lrf._validate import greater_than, positive_float, positive_int
+from lrf.config import SweepConfig
 
 Schedule = Callable[[int], float]
 
 
-def exponential(lr_start: float = 1e-6, lr_multiplier: float = 1.1) -> Schedule:
+def exponential(lr_start: float = SweepConfig.lr_start, lr_multiplier: float = SweepConfig.lr_multiplier) -> Schedule:
     """The reference schedule: ``lr = lr_start * lr_multiplier ** step`` (SPEC §4).
 
     Args:
@@ -26,13 +29,7 @@ def exponential(lr_start: float = 1e-6, lr_multiplier: float = 1.1) -> Schedule:
     Raises:
         ValueError/TypeError: a non-positive or non-finite rate, a multiplier <= 1.
     """
-    lr_start = positive_float("lr_start", lr_start)
-    lr_multiplier = greater_than("lr_multiplier", lr_multiplier, 1.0)
-
-    def schedule(step: int) -> float:
-        return lr_start * lr_multiplier**step
-
-    return schedule
+    return _exponential(positive_float("lr_start", lr_start), greater_than("lr_multiplier", lr_multiplier, 1.0))
 
 
 def exponential_range(lr_start: float, lr_end: float, num_steps: int) -> Schedule:
@@ -41,7 +38,26 @@ def exponential_range(lr_start: float, lr_end: float, num_steps: int) -> Schedul
     >>> exponential_range(1e-4, 1.0, 5)(4)
     1.0
     """
-    lr_start, lr_end, num_steps = _range_args(lr_start, lr_end, num_steps)
+    return _exponential_range(*_range_args(lr_start, lr_end, num_steps))
+
+
+def linear_range(lr_start: float, lr_end: float, num_steps: int) -> Schedule:
+    """Evenly spaced rates from ``lr_start`` to ``lr_end``: Smith's original (2017) test.
+
+    >>> linear_range(0.0001, 0.0101, 3)(1)
+    0.0051
+    """
+    return _linear_range(*_range_args(lr_start, lr_end, num_steps))
+
+
+def _exponential(lr_start: float, lr_multiplier: float) -> Schedule:
+    def schedule(step: int) -> float:
+        return lr_start * lr_multiplier**step
+
+    return schedule
+
+
+def _exponential_range(lr_start: float, lr_end: float, num_steps: int) -> Schedule:
     ratio = lr_end / lr_start
 
     def schedule(step: int) -> float:
@@ -51,13 +67,7 @@ def exponential_range(lr_start: float, lr_end: float, num_steps: int) -> Schedul
     return schedule
 
 
-def linear_range(lr_start: float, lr_end: float, num_steps: int) -> Schedule:
-    """Evenly spaced rates from ``lr_start`` to ``lr_end``: Smith's original (2017) test.
-
-    >>> linear_range(0.0001, 0.0101, 3)(1)
-    0.0051
-    """
-    lr_start, lr_end, num_steps = _range_args(lr_start, lr_end, num_steps)
+def _linear_range(lr_start: float, lr_end: float, num_steps: int) -> Schedule:
     increment = (lr_end - lr_start) / (num_steps - 1)
 
     def schedule(step: int) -> float:

@@ -12,9 +12,14 @@ sweep loop's business (:mod:`lrf.sweep`), so every criterion gets them for free.
 from __future__ import annotations
 
 import enum
-from typing import Callable, Protocol
+from typing import Protocol
 
 from lrf._validate import float_in, greater_than, one_of, positive_int
+from lrf.config import SweepConfig
+
+DEFAULT_SMOOTHING = SweepConfig.smoothing
+DEFAULT_MIN_ITER = SweepConfig.min_iter
+BEST_FACTOR = 4.0  # fastai uses 4, pytorch-lr-finder 5
 
 
 class StopReason(str, enum.Enum):
@@ -48,9 +53,19 @@ class ReferenceCriterion:
         min_iter: no stop before this many losses (default 20).
     """
 
-    def __init__(self, smoothing: float = 0.3, min_iter: int = 20):
-        self.smoothing = float_in("smoothing", smoothing, 0.0, 1.0)
-        self.min_iter = positive_int("min_iter", min_iter)
+    def __init__(self, smoothing: float = DEFAULT_SMOOTHING, min_iter: int = DEFAULT_MIN_ITER):
+        self._start(float_in("smoothing", smoothing, 0.0, 1.0), positive_int("min_iter", min_iter))
+
+    @classmethod
+    def from_config(cls, config: SweepConfig) -> "ReferenceCriterion":
+        """A fresh criterion with ``config``'s smoothing and ``min_iter`` (validated by the config)."""
+        criterion = cls.__new__(cls)
+        criterion._start(config.smoothing, config.min_iter)
+        return criterion
+
+    def _start(self, smoothing: float, min_iter: int) -> None:
+        self.smoothing = float(smoothing)
+        self.min_iter = int(min_iter)
         self.counter = 0
         self.first_loss: float | None = None
         self.running_mean: float | None = None
@@ -72,9 +87,13 @@ class BestCriterion(ReferenceCriterion):
     (fastai and pytorch-lr-finder use this form with factor 4 and 5).
     """
 
-    def __init__(self, smoothing: float = 0.3, min_iter: int = 20, factor: float = 4.0):
+    def __init__(self, smoothing: float = DEFAULT_SMOOTHING, min_iter: int = DEFAULT_MIN_ITER, factor: float = BEST_FACTOR):
         super().__init__(smoothing, min_iter)
         self.factor = greater_than("factor", factor, 1.0)
+
+    def _start(self, smoothing: float, min_iter: int) -> None:
+        super()._start(smoothing, min_iter)
+        self.factor = BEST_FACTOR
         self.best: float | None = None
 
     def __call__(self, loss: float) -> tuple[float, bool]:
@@ -84,13 +103,12 @@ class BestCriterion(ReferenceCriterion):
         return smoothed, smoothed > threshold and self.counter >= self.min_iter
 
 
-CRITERIA: dict[str, Callable[..., Criterion]] = {
-    "reference": ReferenceCriterion,
-    "best": BestCriterion,
-}
+# the names are lrf.config.CRITERION_NAMES (what a configuration may say; a test keeps them equal)
+CRITERIA: dict[str, type[ReferenceCriterion]] = {"reference": ReferenceCriterion, "best": BestCriterion}
 
 
-def make_criterion(name: str = "reference", smoothing: float = 0.3, min_iter: int = 20) -> Criterion:
+def make_criterion(name: str = SweepConfig.criterion, smoothing: float = DEFAULT_SMOOTHING,
+                   min_iter: int = DEFAULT_MIN_ITER) -> Criterion:
     """Build the stopping criterion registered under ``name`` (see :data:`CRITERIA`)."""
     one_of("criterion", name, CRITERIA)
     return CRITERIA[name](smoothing=smoothing, min_iter=min_iter)

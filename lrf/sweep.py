@@ -13,80 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lrf import schedules
-from lrf._validate import greater_than, one_of, positive_float, positive_int
+from lrf.config import SweepConfig
 from lrf.learner import Learner, check_learner
 from lrf.result import SweepResult
-from lrf.stopping import CRITERIA, StopReason, make_criterion
+from lrf.stopping import CRITERIA, StopReason
 
 log = logging.getLogger(__name__)
-
-SCHEDULES = ("exponential", "linear")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """Everything that defines a sweep; the defaults are the reference's (SPEC §4, §5).
-
-    Attributes:
-        lr_start: rate of the first iteration (1e-6).
-        lr_multiplier: factor between iterations of the reference schedule (1.1).
-        lr_end: if set, sweep a range instead: ``max_iter`` steps from ``lr_start``
-            to ``lr_end`` (None).
-        schedule: "exponential" (reference) or "linear" (Smith 2017; needs ``lr_end``).
-        smoothing: weight of the old running mean, in [0, 1) (0.3).
-        min_iter: no divergence stop before this many iterations (20).
-        criterion: stopping criterion name, see :data:`lrf.stopping.CRITERIA` ("reference").
-        max_iter: at most this many iterations (1000; the reference has no bound).
-        max_lr: never train at a rate above this (10.0; the reference has no bound).
-
-    Raises:
-        ValueError/TypeError at construction, naming the field and the value.
-    """
-
-    lr_start: float = 1e-6
-    lr_multiplier: float = 1.1
-    lr_end: float | None = None
-    schedule: str = "exponential"
-    smoothing: float = 0.3
-    min_iter: int = 20
-    criterion: str = "reference"
-    max_iter: int = 1000
-    max_lr: float = 10.0
-
-    def __post_init__(self) -> None:
-        positive_float("lr_start", self.lr_start)
-        greater_than("lr_multiplier", self.lr_multiplier, 1.0)
-        one_of("schedule", self.schedule, SCHEDULES)
-        one_of("criterion", self.criterion, CRITERIA)
-        positive_int("max_iter", self.max_iter)
-        positive_float("max_lr", self.max_lr)
-        make_criterion(self.criterion, self.smoothing, self.min_iter)  # validates both
-        if self.lr_start > self.max_lr:
-            raise ValueError(f"lr_start must be <= max_lr, got lr_start={self.lr_start!r}, max_lr={self.max_lr!r}")
-        if self.lr_end is None:
-            if self.schedule == "linear":
-                raise ValueError("schedule='linear' needs lr_end (a linear sweep has two ends), got lr_end=None")
-            return
-        positive_float("lr_end", self.lr_end)
-        if self.lr_end > self.max_lr:
-            raise ValueError(f"lr_end must be <= max_lr, got lr_end={self.lr_end!r}, max_lr={self.max_lr!r}")
-        self.make_schedule()  # lr_end > lr_start, max_iter >= 2
-
-    def make_schedule(self) -> schedules.Schedule:
-        """The schedule ``step -> lr`` this configuration describes."""
-        if self.lr_end is None:
-            return schedules.exponential(self.lr_start, self.lr_multiplier)
-        if self.max_iter < 2:
-            raise ValueError(f"a range sweep (lr_end set) needs max_iter >= 2, got max_iter={self.max_iter!r}")
-        make = schedules.exponential_range if self.schedule == "exponential" else schedules.linear_range
-        return make(self.lr_start, self.lr_end, self.max_iter)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SweepConfig":
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -100,6 +32,14 @@ class SweepProgress:
 
 
 ProgressCallback = Callable[[SweepProgress], None]
+
+
+def make_schedule(config: SweepConfig) -> schedules.Schedule:
+    """The schedule ``step -> lr`` that ``config`` describes (validated already, by the config)."""
+    if config.lr_end is None:
+        return schedules._exponential(config.lr_start, config.lr_multiplier)
+    make = schedules._exponential_range if config.schedule == "exponential" else schedules._linear_range
+    return make(config.lr_start, config.lr_end, config.max_iter)
 
 
 def find(
@@ -134,10 +74,12 @@ def find(
         >>> result.stop_reason
         <StopReason.DIVERGED: 'diverged'>
     """
-    config = dataclasses.replace(config or SweepConfig(), **overrides)
+    config = config or SweepConfig()
+    if overrides:  # the config is validated at construction: only a changed one is built again
+        config = dataclasses.replace(config, **overrides)
     check_learner(learner)
-    schedule = config.make_schedule()
-    criterion = make_criterion(config.criterion, config.smoothing, config.min_iter)
+    schedule = make_schedule(config)
+    criterion = CRITERIA[config.criterion].from_config(config)
 
     learner.iteration(None, take_step=False)
     snapshot = learner.snapshot()

@@ -1,18 +1,17 @@
+"""Prefect tasks: thin wrappers over lrf library calls that exchange paths and small values."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 from prefect import get_run_logger, task
 
-from lrf.gluon.data import prepare
-from lrf.gluon.experiment import Setup, check_fits
+from lrf.config import Setup
+from lrf.gluon.preflight import prepare_setup
 
 
-@task(name="prepare-dataset", retries=2, retry_delay_seconds=10)
+@task(name="prepare-dataset")
 def prepare_dataset(setup: Setup) -> Setup:
-    """Resolve the data source so every later process can open it (CIFAR-10 downloaded
-    once, paths made absolute); the setup with the resolved data."""
-    resolved, info = prepare(setup.data)
-    check_fits(setup, info)
-    get_run_logger().info("data %s: %s", resolved, info)
-    return replace(setup, data=resolved)
+    """Check the data, model and device the engine will use, and complete the setup for
+    the jobs: paths absolute (CIFAR-10 is downloaded by the first job, once)."""
+    prepared, size = prepare_setup(setup)
+    get_run_logger().info("data %s: %d training samples, %d held out; model %s", prepared.data,
+                          size.num_train, size.num_holdout, prepared.model)
+    return prepared

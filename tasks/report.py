@@ -1,22 +1,21 @@
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from lrf.check import CheckPlan, Selection, table_markdown
-from lrf.gluon.experiment import Setup
-from lrf.report import write_report
+from lrf.candidates import CandidateResult, Selection
+from lrf.config import CandidatePlan, Setup
+from lrf.execution import Execution
+from lrf.report import table_markdown, write_report
 from lrf.result import SweepResult
 
 
 @task(name="report")
 def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, selection: Selection,
-           plan: CheckPlan, candidates: list) -> dict:
+           plan: CandidatePlan, execution: Execution, candidates: list[CandidateResult]) -> dict:
     """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
-    summary = write_report(run_dir, setup=asdict(setup), init_params=init_params, result=result,
-                           selection=selection, plan=plan, candidates=candidates)
+    summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, result=result,
+                           selection=selection, plan=plan, execution=execution.__dict__, candidates=candidates)
     rows = summary["final_losses"]
     if rows:
         create_table_artifact(key="lr-finder-final-losses", table=rows,

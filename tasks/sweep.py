@@ -4,26 +4,26 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from lrf.check import CheckPlan, Selection, select
+from lrf.candidates import Selection, select
+from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import jobs
-from lrf.gluon.experiment import Setup, identity
 from lrf.result import SweepResult
 from lrf.runs import work_key
-from lrf.sweep import SweepConfig
 
 
 @task(name="lr-sweep")
 def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str) -> SweepResult:
     """The range test from the saved initial parameters; progress goes to the run log
     (a sweep already in the cache is reused)."""
-    out = Path(cache_dir) / f"sweep-{work_key('sweep', identity(setup), config.to_dict(), Path(init_params).name)}.json"
-    return jobs.sweep(setup, config, init_params, out, report=get_run_logger().info)
+    key = work_key("sweep", setup.cache_fields(), config.to_dict(), Path(init_params).name)
+    return jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json",
+                          report=get_run_logger().info)
 
 
 @task(name="select-lr")
-def select_lr(result: SweepResult, plan: CheckPlan) -> Selection:
+def select_lr(result: SweepResult, plan: CandidatePlan) -> Selection:
     """Apply the suggestion rule and derive the candidate rates."""
-    selection = select(result, plan.rule, plan.candidate_multipliers, plan.candidate_rates)
+    selection = select(result, plan)
     get_run_logger().info("%s: %s; candidates %s", plan.rule, selection.suggestion.reason,
                           [f"{lr:.4g}" for lr in selection.candidates])
     return selection

@@ -1,7 +1,8 @@
 """Data sources and loaders for the LR range test on Gluon (SPEC §3).
 
 A data source is named by a short text, the ``data=`` value of the CLI and of
-flows, parsed into a :class:`DataSpec`:
+flows, parsed into a :class:`lrf.config.DataSpec` (its files are checked by
+:func:`lrf.gluon.preflight.validate_data_spec`):
 
 - ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside the
   sklearn wheel; the offline default (no download).
@@ -35,63 +36,27 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
+from lrf.config import DataSpec, Setup, parse_data_spec
+from lrf.gluon.preflight import DIGITS_NUM_TRAIN, rec_files, rec_holdout, validate_data_spec
 from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
 
 __all__ = [
-    "DataSpec",
     "DatasetInfo",
     "close_loader",
     "load_dataset",
     "make_batch_loader",
     "make_eval_loader",
-    "parse_data_spec",
-    "validate_data_spec",
 ]
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("digits", "cifar10", "rec", "folder")
 SPLITS = ("train", "holdout")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what ImageFolderDataset reads
 FOLDER_IMAGE_SIZE = 32
-DIGITS_NUM_TRAIN = 1500  # of 1797; the other 297 are the holdout
 # Reading a RecordIO header means reading its record; measured ~0.5 s for the
 # 50,000 CIFAR-10 records (warm cache). Larger files are scanned only this far.
 REC_LABEL_SCAN_LIMIT = 100_000
-
-_FORMS = "digits, cifar10, cifar10:ROOT, rec:PATH/train.rec, folder:PATH"
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data to load: a source name and, for some sources, a path.
-
-    ``str(spec)`` gives the text :func:`parse_data_spec` reads back.
-
-    Raises:
-        ValueError: unknown source, missing path (rec, folder) or a path
-            given to ``digits``.
-    """
-
-    source: str
-    path: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"data= must be one of {_FORMS}; got data={str(self)!r}")
-        if self.path == "":
-            raise ValueError(f"data= has an empty path; got data={str(self)!r}")
-        if self.source == "digits" and self.path is not None:
-            raise ValueError(f"data=digits takes no path; got data={str(self)!r}")
-        if self.source in ("rec", "folder") and self.path is None:
-            raise ValueError(
-                f"data={self.source} needs a path ({self.source}:PATH); got data={str(self)!r}"
-            )
-
-    def __str__(self) -> str:
-        return self.source if self.path is None else f"{self.source}:{self.path}"
 
 
 @dataclass(frozen=True)
@@ -102,65 +67,6 @@ class DatasetInfo:
     image_shape: tuple[int, int, int]  # (channels, height, width) as yielded
     num_train: int
     num_holdout: int  # 0 when the source has no holdout
-
-
-def parse_data_spec(text: str) -> DataSpec:
-    """Parse ``digits``, ``cifar10[:ROOT]``, ``rec:PATH`` or ``folder:PATH``.
-
-    Only the syntax is checked; :func:`validate_data_spec` checks the files.
-
-    Raises:
-        TypeError: if ``text`` is not a string.
-        ValueError: unknown source or missing path, naming ``data=``.
-
-    Example:
-        >>> parse_data_spec("rec:/data/train.rec")
-        DataSpec(source='rec', path='/data/train.rec')
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"data= must be a string, got data={text!r}")
-    source, sep, path = text.strip().partition(":")
-    return DataSpec(source, path if sep else None)
-
-
-def validate_data_spec(spec: DataSpec) -> None:
-    """Check that the files a spec names exist, without loading any data.
-
-    Raises:
-        ValueError: rec: the ``.rec`` or its ``.idx`` is missing; folder: not a
-            directory, or no class sub-folder holds an image; cifar10: the
-            root exists but is not a directory.
-
-    Example:
-        >>> validate_data_spec(parse_data_spec("digits"))
-    """
-    if not isinstance(spec, DataSpec):
-        raise TypeError(f"spec must be a DataSpec, got spec={spec!r}")
-    if spec.source == "cifar10" and spec.path is not None:
-        root = os.path.expanduser(spec.path)
-        if os.path.exists(root) and not os.path.isdir(root):
-            raise ValueError(f"data={str(spec)!r}: download root {root} is not a directory")
-    elif spec.source == "rec":
-        rec, idx = _rec_files(spec.path)
-        if not os.path.isfile(rec):
-            raise ValueError(f"data={str(spec)!r}: record file {rec} does not exist")
-        if not os.path.isfile(idx):
-            raise ValueError(
-                f"data={str(spec)!r}: index file {idx} does not exist "
-                "(an indexed RecordIO file needs its .idx next to the .rec)"
-            )
-        problem = _rec_problem(rec, idx)
-        if problem:
-            raise ValueError(f"data={str(spec)!r}: {problem}")
-    elif spec.source == "folder":
-        root = os.path.expanduser(spec.path)
-        if not os.path.isdir(root):
-            raise ValueError(f"data={str(spec)!r}: {root} is not a directory")
-        if not _folder_has_image(root):
-            raise ValueError(
-                f"data={str(spec)!r}: {root} has no class sub-folder holding an image "
-                f"({', '.join(IMAGE_EXTENSIONS)}); expected {root}/CLASS/IMAGE"
-            )
 
 
 def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, DatasetInfo]:
@@ -197,7 +103,7 @@ def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, D
 
 
 def make_batch_loader(
-    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = 42
+    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = Setup.seed
 ) -> DataLoader:
     """An endless loader of shuffled batches of exactly ``batch_size`` (SPEC §3).
 
@@ -338,8 +244,8 @@ def _load_cifar10(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
 
 
 def _load_rec(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
-    rec, _ = _rec_files(spec.path)
-    holdout = _rec_holdout(rec)
+    rec, _ = rec_files(spec.path)
+    holdout = rec_holdout(rec)
     if split == "holdout" and holdout is None:
         raise ValueError(
             f"data={str(spec)!r} has no holdout: expected a sibling file with 'train' "
@@ -349,7 +255,7 @@ def _load_rec(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
     num_classes, image_shape, num_train = _rec_summary(rec, stat.st_mtime_ns, stat.st_size)
     num_holdout = 0
     if holdout is not None:
-        num_holdout = len(mx.recordio.MXIndexedRecordIO(_rec_files(holdout)[1], holdout, "r").keys)
+        num_holdout = len(mx.recordio.MXIndexedRecordIO(rec_files(holdout)[1], holdout, "r").keys)
     info = DatasetInfo(num_classes, image_shape, num_train, num_holdout)
     dataset = mx.gluon.data.vision.ImageRecordDataset(rec if split == "train" else holdout)
     return dataset.transform(_normalised_sample), info
@@ -392,26 +298,12 @@ def _resized_normalised_sample(image: mx.nd.NDArray, label) -> tuple[mx.nd.NDArr
     return _normalised_sample(mx.image.imresize(image, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE), label)
 
 
-def _rec_files(path: str) -> tuple[str, str]:
-    rec = os.path.expanduser(path)
-    # Same rule as Gluon's RecordFileDataset.
-    return rec, os.path.splitext(rec)[0] + ".idx"
-
-
-def _rec_holdout(rec: str) -> str | None:
-    folder, name = os.path.split(rec)
-    if "train" not in name:
-        return None
-    holdout = os.path.join(folder, name.replace("train", "test"))
-    return holdout if all(map(os.path.isfile, _rec_files(holdout))) else None
-
-
 @functools.lru_cache(maxsize=8)
 def _rec_summary(rec: str, mtime_ns: int, size: int) -> tuple[int, tuple[int, int, int], int]:
     """(num_classes, CHW shape, number of records); cached per file version."""
     del mtime_ns, size  # only part of the cache key
     started = time.perf_counter()
-    record = mx.recordio.MXIndexedRecordIO(_rec_files(rec)[1], rec, "r")
+    record = mx.recordio.MXIndexedRecordIO(rec_files(rec)[1], rec, "r")
     try:
         keys = record.keys
         if not keys:
@@ -434,68 +326,3 @@ def _rec_summary(rec: str, mtime_ns: int, size: int) -> tuple[int, tuple[int, in
         time.perf_counter() - started,
     )
     return int(top) + 1, (3, height, width), len(keys)
-
-
-_RECORDIO_MAGIC = 0xCED7230A
-
-
-def _rec_problem(rec: str, idx: str) -> str | None:
-    """What is wrong with an indexed RecordIO pair, read from the index and one header
-    (cheap: no record is decoded), or None. Catches the usual damage: a truncated
-    copy, an empty or garbled index, an index of another file."""
-    offsets = []
-    with open(idx, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if len(fields) != 2 or not fields[1].isdigit():
-                return f"index file {idx} line {number} is not 'KEY OFFSET'"
-            offsets.append(int(fields[1]))
-    if not offsets:
-        return f"index file {idx} is empty"
-    size = os.path.getsize(rec)
-    last = max(offsets)
-    with open(rec, "rb") as handle:
-        handle.seek(last)
-        header = handle.read(8)
-    if len(header) < 8:
-        return f"record file {rec} is truncated: the index points at byte {last}, the file has {size}"
-    magic, length_field = np.frombuffer(header, dtype="<u4")
-    end = last + 8 + (int(length_field) & ((1 << 29) - 1))
-    if magic != _RECORDIO_MAGIC:
-        return f"record file {rec} has no record at byte {last} where its index points (not its index, or corrupt)"
-    if end > size:
-        return f"record file {rec} is truncated: its last record ends at byte {end}, the file has {size}"
-    return None
-
-
-def _folder_has_image(root: str) -> bool:
-    for entry in os.scandir(root):
-        if entry.is_dir():
-            for item in os.scandir(entry.path):
-                if item.is_file() and os.path.splitext(item.name)[1].lower() in IMAGE_EXTENSIONS:
-                    return True
-    return False
-
-
-def prepare(data: str) -> tuple[str, DatasetInfo]:
-    """Resolve a data text into one every process can open, and describe it.
-
-    Paths become absolute (later steps may run in another working directory);
-    ``cifar10`` is downloaded now, once, instead of by every later process.
-
-    Raises:
-        ValueError: as :func:`load_dataset`.
-
-    Example:
-        >>> prepare("digits")[1].num_classes
-        10
-    """
-    spec = parse_data_spec(data)
-    if spec.path is not None:
-        spec = DataSpec(spec.source, os.path.abspath(os.path.expanduser(spec.path)))
-    elif spec.source == "cifar10":
-        spec = DataSpec("cifar10", os.path.join(mx.base.data_dir(), "datasets", "cifar10"))
-    _, info = load_dataset(spec, "train")
-    if info.num_holdout:
-        load_dataset(spec, "holdout")  # for cifar10: download the test split too
-    return str(spec), info

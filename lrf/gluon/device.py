@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import re
-
 import mxnet as mx
 
-_DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")
+from lrf.config import DeviceSpec, parse_device_spec
+from lrf.gluon.preflight import check_device
 
 
-def parse_device(device: str) -> mx.Context:
-    """``"cpu"`` (default everywhere in lrf), ``"gpu"`` (= ``"gpu:0"``) or ``"gpu:N"``.
+def parse_device(device: str | DeviceSpec) -> mx.Context:
+    """The MXNet context of ``"cpu"`` (default everywhere in lrf), ``"gpu"`` (= ``"gpu:0"``)
+    or ``"gpu:N"`` (text, or already parsed).
 
     Raises:
-        ValueError: an unknown name, or a GPU this machine does not have (e.g. the CPU
-            build of MXNet, which sees no GPU at all).
+        ValueError: an unknown name, or a GPU MXNet does not see (e.g. the CPU build
+            of MXNet, which sees no GPU at all).
 
     >>> parse_device("cpu")
     cpu(0)
     """
-    match = _DEVICE.match(device) if isinstance(device, str) else None
-    if match is None:
-        raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N', got device={device!r}")
-    kind, index = match.group(1), int(match.group(2) or 0)
-    if kind == "cpu":
-        return mx.cpu(index)
-    visible = _num_gpus()
-    if index >= visible:
-        hint = " (this MXNet is the CPU build, or CUDA sees no GPU)" if visible == 0 else ""
-        raise ValueError(f"device={device!r} asks for GPU {index}, but this machine has {visible} visible GPU(s){hint}")
-    return mx.gpu(index)
+    spec = device if isinstance(device, DeviceSpec) else parse_device_spec(device)
+    if spec.kind == "cpu":
+        check_device(spec, str(device))
+        return mx.cpu()
+    check_device(spec, str(device), visible=_num_gpus())
+    return mx.gpu(spec.index)
 
 
 def _num_gpus() -> int:

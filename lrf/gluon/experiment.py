@@ -1,90 +1,42 @@
-"""Put data, model, device and learner together: what the CLI and the pipeline call.
+"""Put data, model, device and learner together: the engine's in-process work.
 
-Everything here takes small, plain values (a data text, a model name, a device
-name, numbers, paths), so a Prefect task or a child process can call it with
-what it was given.
+Everything here takes a validated :class:`lrf.config.Setup` (completed by
+:func:`lrf.gluon.preflight.prepare_setup`) and paths, so a job process or a
+worker can call it with what it was given: build a network, open a learner,
+sweep, train one candidate rate and evaluate it on the held-out split.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from dataclasses import asdict, dataclass
+import time
+from typing import Callable
 
-from lrf._validate import positive_int
+from lrf.candidates import CandidateResult
+from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import data as gdata
 from lrf.gluon import models
 from lrf.gluon.device import parse_device
 from lrf.gluon.learner import GluonLearner
 from lrf.result import SweepResult
-from lrf.sweep import ProgressCallback, SweepConfig, find
+from lrf.sweep import ProgressCallback, find
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = "digits"
-
-
-def default_model(data: str) -> str:
-    """The small CNN for the offline digits, the reference ResNet-18 v2 for the rest."""
-    return models.SMALL_CNN if gdata.parse_data_spec(data).source == "digits" else models.REFERENCE_MODEL
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What to train on, and where (SPEC §2-3). Validated at construction, cheaply.
-
-    Attributes:
-        data: a data-source text (see :mod:`lrf.gluon.data`), default "digits".
-        model: a model name; None picks :func:`default_model` for the data.
-        device: "cpu" (default), "gpu" or "gpu:N".
-        batch_size: samples per batch (128, the reference).
-        seed: seeds the initial weights and the batch order (42).
-        workers: loader processes; None = one per CPU core (SPEC §3).
-    """
-
-    data: str = DEFAULT_DATA
-    model: str | None = None
-    device: str = "cpu"
-    batch_size: int = 128
-    seed: int = 42
-    workers: int | None = None
-
-    def __post_init__(self) -> None:
-        gdata.validate_data_spec(gdata.parse_data_spec(self.data))
-        if self.model is None:
-            object.__setattr__(self, "model", default_model(self.data))
-        models.check_model_name(self.model)
-        parse_device(self.device)
-        positive_int("batch_size", self.batch_size)
-        positive_int("seed", self.seed, minimum=0)
-        if self.workers is not None:
-            positive_int("workers", self.workers, minimum=0)
-
-
-def check_fits(setup: Setup, info: gdata.DatasetInfo) -> None:
-    """Raise ValueError if a batch is larger than the training data (no batch could be drawn)."""
-    if setup.batch_size > info.num_train:
-        raise ValueError(
-            f"batch_size must be at most the {info.num_train} training samples of data={setup.data!r}, "
-            f"got batch_size={setup.batch_size}"
-        )
-
-
-def identity(setup: Setup) -> dict:
-    """What determines the numbers a setup produces (the loader's worker count does not:
-    the batch order comes from the seed alone)."""
-    return {k: v for k, v in asdict(setup).items() if k != "workers"}
+LOG_EVERY = 100  # a candidate's loss is reported every this many iterations (SPEC §7)
 
 
 def build_network(setup: Setup, init_params: str | os.PathLike | None = None):
     """(net, dataset, info, ctx): a fresh network for ``setup``, from ``init_params`` if given."""
-    dataset, info = gdata.load_dataset(setup.data, "train")
+    dataset, info = gdata.load_dataset(setup.source, "train")
     net, ctx = _network(setup, info, init_params)
     return net, dataset, info, ctx
 
 
 def _network(setup: Setup, info: gdata.DatasetInfo, init_params: str | os.PathLike | None):
-    ctx = parse_device(setup.device)
+    ctx = parse_device(setup.device_spec)
     net = models.build_model(setup.model, info.num_classes, info.image_shape, ctx, seed=setup.seed)
     if init_params is not None:
         models.load_parameters(net, init_params, ctx)
@@ -94,15 +46,16 @@ def _network(setup: Setup, info: gdata.DatasetInfo, init_params: str | os.PathLi
 def open_learner(setup: Setup, init_params: str | os.PathLike | None = None) -> GluonLearner:
     """A learner over ``setup`` with its endless loader; close it (or use ``with``).
 
-    The loader, which forks its worker processes at once, is made before the network:
-    forking before this process has run any MXNet operator (and started its OpenMP
-    threads) keeps the workers clear of locks held by threads that do not survive a fork.
+    ``learner.info`` describes the data (classes, shapes, split sizes). The loader,
+    which forks its worker processes at once, is made before the network: forking
+    before this process has run any MXNet operator (and started its OpenMP threads)
+    keeps the workers clear of locks held by threads that do not survive a fork.
     """
-    dataset, info = gdata.load_dataset(setup.data, "train")
+    dataset, info = gdata.load_dataset(setup.source, "train")
     loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.workers, seed=setup.seed)
     try:
         net, ctx = _network(setup, info, init_params)
-        return GluonLearner(net, loader, ctx)
+        return GluonLearner(net, loader, ctx, info=info)
     except BaseException:
         gdata.close_loader(loader)
         raise
@@ -118,3 +71,59 @@ def run_sweep(
     """Build everything for ``setup``, sweep, close the loader; return the result."""
     with open_learner(setup, init_params) as learner:
         return find(learner, config, progress=progress)
+
+
+def train_at_rate(
+    setup: Setup,
+    init_params: str | os.PathLike,
+    lr: float,
+    iterations: int = CandidatePlan.iterations,
+    last_k: int = CandidatePlan.last_k,
+    report: Callable[[str], None] = log.info,
+) -> CandidateResult:
+    """Check one candidate rate (SPEC §7): train ``iterations`` batches at the constant rate
+    ``lr`` from ``init_params`` and evaluate on the held-out split, if the data has one.
+
+    Args:
+        setup: data, model, device, batch size and seed (the seed fixes the batch order:
+            every candidate sees the same batches, so candidates differ only in the rate).
+        init_params: the saved initial parameters every candidate starts from.
+        lr: the constant learning rate (> 0: the caller validated it, as part of a plan).
+        iterations: batches to train (500, SPEC §7).
+        last_k: also report the mean loss of the last ``last_k`` iterations (20).
+        report: where the progress lines go (every :data:`LOG_EVERY` iterations).
+    """
+    started = time.perf_counter()
+    losses: list[float] = []
+    with open_learner(setup, init_params) as learner:
+        for step in range(iterations):
+            loss = learner.iteration(lr)
+            losses.append(loss)
+            if not math.isfinite(loss):
+                report(f"lr={lr:.4g}: loss {loss} at iteration {step + 1}: diverged, stopping")
+                break
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == iterations:
+                report(f"lr={lr:.4g}: iteration {step + 1}/{iterations} loss {loss:.4f}")
+        holdout_loss = holdout_accuracy = None
+        if learner.info.num_holdout and math.isfinite(losses[-1]):
+            holdout, _ = gdata.load_dataset(setup.source, "holdout")
+            holdout_loss, holdout_accuracy = evaluate(learner, holdout, setup.batch_size)
+    tail = losses[-last_k:]
+    diverged = not math.isfinite(losses[-1])
+    return CandidateResult(
+        lr=lr, iterations=iterations, losses=tuple(losses), final_loss=math.nan if diverged else losses[-1],
+        last_k=last_k, mean_last_k=math.nan if diverged else sum(tail) / len(tail), holdout_loss=holdout_loss,
+        holdout_accuracy=holdout_accuracy, seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def evaluate(learner: GluonLearner, dataset, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy of ``learner.net`` on ``dataset``, in inference mode."""
+    total_loss, correct, count = 0.0, 0, 0
+    for data, label in gdata.make_eval_loader(dataset, batch_size):
+        data, label = data.as_in_context(learner.ctx), label.as_in_context(learner.ctx)
+        output = learner.net(data)
+        total_loss += float(learner.loss(output, label).sum().asscalar())
+        correct += int((output.argmax(axis=1) == label.astype(output.dtype)).sum().asscalar())
+        count += data.shape[0]
+    return total_loss / count, correct / count

@@ -22,14 +22,13 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from lrf import _io
-from lrf.check import CandidateResult
+from lrf.candidates import CandidateResult
+from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.result import SweepResult
-from lrf.sweep import SweepConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +36,31 @@ PROGRESS = "lrf-progress: "  # lines with this prefix are forwarded to the paren
 Report = Callable[[str], None]
 
 
-def initialise_model(setup, out: str | os.PathLike, *, report: Report = log.info) -> Path:
-    """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``."""
-    _run("init", {"setup": asdict(setup)}, out, report=report)
+def init_job(setup: Setup, out: str | os.PathLike, *, report: Report = log.info) -> Path:
+    """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``.
+    (Fetches data that is downloaded, both splits, once, before the other jobs need it.)"""
+    _run("init", {"setup": setup.to_dict()}, out, report=report)
     return Path(out)
 
 
-def sweep(setup, config: SweepConfig, init_params: str | os.PathLike, out: str | os.PathLike, *,
-          report: Report = log.info, report_every: int = 10) -> SweepResult:
+def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike, out: str | os.PathLike, *,
+              report: Report = log.info, report_every: int = 10) -> SweepResult:
     """Run the range test from ``init_params``; the result is also saved to ``out`` (JSON)."""
-    args = {"setup": asdict(setup), "config": config.to_dict(), "init_params": str(init_params),
+    args = {"setup": setup.to_dict(), "config": config.to_dict(), "init_params": str(init_params),
             "report_every": report_every}
     _run("sweep", args, out, report=report)
     return SweepResult.load(out)
 
 
-def train_candidate(setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
-                    iterations: int = 500, last_k: int = 20, threads: int | None = None,
-                    report: Report = log.info) -> CandidateResult:
+def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
+                  iterations: int = CandidatePlan.iterations, last_k: int = CandidatePlan.last_k,
+                  threads: int | None = None, report: Report = log.info) -> CandidateResult:
     """Train one candidate rate; the result is also saved to ``out`` (JSON).
 
-    ``threads`` caps MXNet's CPU threads in the child (cores / parallel candidates,
-    so parallel children do not oversubscribe the cores).
+    ``threads`` caps MXNet's OpenMP threads in the child (see
+    :func:`lrf.execution.threads_per_job`); None keeps MXNet's default.
     """
-    args = {"setup": asdict(setup), "init_params": str(init_params), "lr": lr,
+    args = {"setup": setup.to_dict(), "init_params": str(init_params), "lr": lr,
             "iterations": iterations, "last_k": last_k}
     _run("candidate", args, out, threads=threads, report=report)
     return CandidateResult.from_json(Path(out).read_text(encoding="utf-8"))
@@ -117,17 +117,20 @@ def _say(line: str) -> None:
 
 
 def _child_init(args: dict, out: str) -> None:
-    from lrf.gluon.experiment import Setup, build_network
+    from lrf.gluon.data import load_dataset
+    from lrf.gluon.experiment import build_network
     from lrf.gluon.models import save_parameters
 
     setup = Setup(**args["setup"])
     net, _, info, _ = build_network(setup)
+    if info.num_holdout:
+        load_dataset(setup.source, "holdout")  # a download (cifar10) happens here, once
     save_parameters(net, out)
     _say(f"initialised {setup.model} for {info.num_classes} classes of {info.image_shape} (seed {setup.seed})")
 
 
 def _child_sweep(args: dict, out: str) -> None:
-    from lrf.gluon.experiment import Setup, run_sweep
+    from lrf.gluon.experiment import run_sweep
 
     every = args["report_every"]
 
@@ -142,11 +145,10 @@ def _child_sweep(args: dict, out: str) -> None:
 
 
 def _child_candidate(args: dict, out: str) -> None:
-    from lrf.gluon.candidates import train_candidate as train
-    from lrf.gluon.experiment import Setup
+    from lrf.gluon.experiment import train_at_rate
 
-    result = train(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"], args["last_k"],
-                   report=_say)
+    result = train_at_rate(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"],
+                           args["last_k"], report=_say)
     _io.write_text(out, result.to_json())
 
 

@@ -22,6 +22,8 @@ class GluonLearner:
         trainer: a ``gluon.Trainer`` over ``net``'s parameters; default plain SGD at
             learning rate 0.001 (SPEC §2).
         loss: default softmax cross-entropy.
+        info: what the caller knows of the data (:class:`lrf.gluon.data.DatasetInfo`), kept
+            for it as ``learner.info``.
 
     Raises:
         ValueError: the trainer's optimizer has an ``lr_scheduler`` (Gluon refuses to
@@ -36,6 +38,7 @@ class GluonLearner:
         *,
         trainer: gluon.Trainer | None = None,
         loss: gluon.loss.Loss | None = None,
+        info: Any = None,
     ):
         trainer = trainer or gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.001})
         if trainer.optimizer.lr_scheduler is not None:
@@ -47,6 +50,7 @@ class GluonLearner:
         self.ctx = ctx
         self.trainer = trainer
         self.loss = loss or gluon.loss.SoftmaxCrossEntropyLoss()
+        self.info = info
         self._source = batches
         self._batches = iter(batches)
 
@@ -79,10 +83,14 @@ class GluonLearner:
         return params, self._updater().get_states(dump_optimizer=True)
 
     def restore(self, snapshot: tuple[dict[str, mx.nd.NDArray], bytes]) -> None:
-        """Put parameters and trainer state back bit-for-bit (mirrors ``Trainer.load_states``)."""
+        """Put parameters and trainer state back bit-for-bit (mirrors ``Trainer.load_states``),
+        and zero the gradient buffers: they would otherwise hold the last iteration's
+        gradient, which a caller accumulating gradients (``grad_req="add"``) would add to."""
         params, states = snapshot
         for name, param in self.net.collect_params().items():
             param.set_data(params[name])
+            if param.grad_req != "null":
+                param.zero_grad()
         trainer = self.trainer
         for updater in trainer._updaters:
             updater.set_states(states)

@@ -16,31 +16,8 @@ from mxnet import gluon
 from mxnet.gluon.model_zoo import vision
 
 from lrf import _io
-
-SMALL_CNN = "small-cnn"
-REFERENCE_MODEL = "resnet18_v2"
-# the names mxnet 1.9.1's vision.get_model accepts (it keeps them in a local dict)
-ZOO_MODELS = (
-    *(f"resnet{depth}_v{version}" for version in (1, 2) for depth in (18, 34, 50, 101, 152)),
-    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "alexnet", "densenet121", "densenet161", "densenet169", "densenet201",
-    "squeezenet1.0", "squeezenet1.1", "inceptionv3",
-    "mobilenet1.0", "mobilenet0.75", "mobilenet0.5", "mobilenet0.25",
-    "mobilenetv2_1.0", "mobilenetv2_0.75", "mobilenetv2_0.5", "mobilenetv2_0.25",
-)
-
-
-def model_names() -> list[str]:
-    """Every name :func:`build_model` accepts."""
-    return [SMALL_CNN, *ZOO_MODELS]
-
-
-def check_model_name(name: str) -> str:
-    if name != SMALL_CNN and name not in ZOO_MODELS:
-        raise ValueError(
-            f"model must be {SMALL_CNN!r} or a Gluon model-zoo name such as {REFERENCE_MODEL!r}, got model={name!r}"
-        )
-    return name
+from lrf.config import Setup
+from lrf.gluon.preflight import SMALL_CNN, check_model_name
 
 
 def small_cnn(classes: int = 10) -> gluon.HybridBlock:
@@ -57,11 +34,11 @@ def small_cnn(classes: int = 10) -> gluon.HybridBlock:
     return net
 
 
-def build_model(name: str, classes: int, image_shape: tuple[int, ...], ctx: mx.Context, seed: int = 42) -> gluon.Block:
+def build_model(name: str, classes: int, image_shape: tuple[int, ...], ctx: mx.Context, seed: int = Setup.seed) -> gluon.Block:
     """A fresh, Xavier-initialised, materialised network.
 
     Args:
-        name: :data:`SMALL_CNN` or a model-zoo name (reference ``"resnet18_v2"``).
+        name: ``"small-cnn"`` or a model-zoo name (reference ``"resnet18_v2"``).
         classes: number of output classes.
         image_shape: one input's shape (C, H, W), used to materialise lazy shapes.
         ctx: the device.

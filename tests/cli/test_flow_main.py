@@ -13,7 +13,7 @@ from flows.main import main
         (["--device", "gpu:9"], "device='gpu:9'"),
         (["--data", "rec:/missing/train.rec"], "/missing/train.rec"),
         (["--iterations", "0"], "iterations=0"),
-        (["--parallel", "0"], "parallel=0"),
+        (["--at-once", "0"], "at_once=0"),
         (["--rule", "magic"], "rule='magic'"),
     ],
 )

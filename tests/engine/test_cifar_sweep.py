@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from lrf import RULES, StopReason, find, suggest
-from lrf.gluon.experiment import Setup, open_learner
+from lrf.config import Setup
+from lrf.gluon.experiment import open_learner
 
 CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "train.rec"
 

@@ -9,25 +9,26 @@ import pytest
 
 from lrf import SweepConfig
 from lrf.gluon import jobs
-from lrf.gluon.experiment import Setup, run_sweep
+from lrf.config import Setup
+from lrf.gluon.experiment import run_sweep
 
 SETUP = Setup(data="digits", workers=0)
 
 
 @pytest.fixture(scope="module")
 def init_params(tmp_path_factory):
-    return jobs.initialise_model(SETUP, tmp_path_factory.mktemp("init") / "init.params")
+    return jobs.init_job(SETUP, tmp_path_factory.mktemp("init") / "init.params")
 
 
 def test_initialisation_is_reproducible(init_params, tmp_path):
-    again = jobs.initialise_model(SETUP, tmp_path / "again.params")
+    again = jobs.init_job(SETUP, tmp_path / "again.params")
     assert again.read_bytes() == Path(init_params).read_bytes()
 
 
 def test_sweep_in_a_child_equals_the_sweep_in_process(init_params, tmp_path):
     lines = []
     config = SweepConfig(max_iter=60)
-    child = jobs.sweep(SETUP, config, init_params, tmp_path / "sweep.json", report=lines.append, report_every=20)
+    child = jobs.sweep_job(SETUP, config, init_params, tmp_path / "sweep.json", report=lines.append, report_every=20)
     here = run_sweep(SETUP, config, init_params=init_params)
     assert child.losses == here.losses and child.lrs == here.lrs
     assert [line.split()[:2] for line in lines[:3]] == [["iteration", "0"], ["iteration", "20"], ["iteration", "40"]]
@@ -35,9 +36,9 @@ def test_sweep_in_a_child_equals_the_sweep_in_process(init_params, tmp_path):
 
 
 def test_candidates_are_paired_same_weights_same_batches(init_params, tmp_path):
-    a = jobs.train_candidate(SETUP, init_params, 0.1, tmp_path / "a.json", iterations=40, last_k=5, threads=1)
-    b = jobs.train_candidate(SETUP, init_params, 0.01, tmp_path / "b.json", iterations=40, last_k=5, threads=1)
-    again = jobs.train_candidate(SETUP, init_params, 0.1, tmp_path / "c.json", iterations=40, last_k=5, threads=1)
+    a = jobs.candidate_job(SETUP, init_params, 0.1, tmp_path / "a.json", iterations=40, last_k=5, threads=1)
+    b = jobs.candidate_job(SETUP, init_params, 0.01, tmp_path / "b.json", iterations=40, last_k=5, threads=1)
+    again = jobs.candidate_job(SETUP, init_params, 0.1, tmp_path / "c.json", iterations=40, last_k=5, threads=1)
     assert a.losses[0] == b.losses[0]  # the first loss is before any step: same weights, same batch
     assert a.losses[1] != b.losses[1]  # then only the rate differs
     assert again.losses == a.losses
@@ -46,13 +47,13 @@ def test_candidates_are_paired_same_weights_same_batches(init_params, tmp_path):
 
 
 def test_a_diverging_candidate_stops_and_says_so(init_params, tmp_path):
-    result = jobs.train_candidate(SETUP, init_params, 2.0, tmp_path / "x.json", iterations=200, threads=1)
+    result = jobs.candidate_job(SETUP, init_params, 2.0, tmp_path / "x.json", iterations=200, threads=1)
     assert result.diverged and len(result.losses) < 200 and result.holdout_loss is None
 
 
 def test_a_failing_job_raises_with_its_last_lines(tmp_path):
     with pytest.raises(RuntimeError, match="exit status 1") as error:
-        jobs.train_candidate(SETUP, tmp_path / "missing.params", 0.1, tmp_path / "x.json", iterations=5)
+        jobs.candidate_job(SETUP, tmp_path / "missing.params", 0.1, tmp_path / "x.json", iterations=5)
     assert "missing.params" in str(error.value)
     assert not (tmp_path / "x.json").exists()
 
@@ -63,7 +64,7 @@ def test_a_killed_job_is_reported_as_killed(init_params, tmp_path):
 
     def train():
         try:
-            jobs.train_candidate(SETUP, init_params, 0.01, out, iterations=100_000, threads=1)
+            jobs.candidate_job(SETUP, init_params, 0.01, out, iterations=100_000, threads=1)
         except RuntimeError as error:
             outcome["error"] = str(error)
 

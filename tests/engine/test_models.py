@@ -1,7 +1,8 @@
 import mxnet as mx
 import pytest
 
-from lrf.gluon.models import build_model, check_model_name, load_parameters, model_names, save_parameters
+from lrf.gluon.models import build_model, load_parameters, save_parameters
+from lrf.gluon.preflight import check_model_name, model_names
 
 CTX = mx.cpu()
 

@@ -49,7 +49,7 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path, da
         run_cli(["deploy", "--all", "--no-prompt", "--prefect-file", PREFECT_FILE], env, ROOT)
 
         with running_worker("local-pool", env, ROOT, worker_log) as worker:
-            parameters = {"iterations": 40, "last_k": 5, "parallel": 2, "output_root": str(out)}
+            parameters = {"iterations": 40, "last_k": 5, "at_once": 2, "output_root": str(out)}
             flow_run_id = run_deployment("lr-finder/local", env, ROOT, parameters)
             try:
                 state = wait_for_flow_run(api_url, flow_run_id, timeout=600)

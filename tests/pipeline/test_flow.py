@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tmp_path):
-    summary = lr_finder(iterations=40, last_k=5, parallel=2, workers=0, output_root=str(tmp_path))
+    summary = lr_finder(iterations=40, last_k=5, at_once=2, workers=0, output_root=str(tmp_path))
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == tmp_path.resolve()
     expected = {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png",

@@ -10,11 +10,12 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from lrf import SweepConfig, SweepResult
-from lrf.check import CandidateResult, CheckPlan, Selection
-from lrf.gluon.experiment import Setup
+from lrf.candidates import CandidateResult, Selection
+from lrf.config import CandidatePlan, Setup
 from tasks.dataset import prepare_dataset
 from tasks.inputs import check_inputs
-from tasks.model import create_run_folder, initialise_model
+from tasks.model import initialise_model
+from tasks.run_folder import create_run_folder
 from tasks.sweep import lr_sweep, select_lr
 from tasks.train import train_candidate
 
@@ -56,10 +57,12 @@ def sweep(cache_dir, init_params):
         return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir)
 
 
-def test_check_inputs_builds_the_three_plans():
-    setup, config, plan = check_inputs.fn(setup={"data": "digits"}, sweep={"lr_start": 1e-5}, plan={"parallel": 2},
-                                         output_root="lrf-runs")
-    assert setup.model == "small-cnn" and config.lr_start == 1e-5 and plan.parallel == 2
+def test_check_inputs_builds_the_configuration():
+    setup, config, plan, execution = check_inputs.fn(setup={"data": "digits"}, sweep={"lr_start": 1e-5},
+                                                     plan={"iterations": 7}, execution={"at_once": 2},
+                                                     output_root="lrf-runs")
+    assert setup.model == "small-cnn" and config.lr_start == 1e-5 and plan.iterations == 7
+    assert execution.at_once == 2
 
 
 @pytest.mark.parametrize(
@@ -73,9 +76,10 @@ def test_check_inputs_builds_the_three_plans():
         ({}, {}, {"iterations": 0}, "iterations=0"),
     ],
 )
-def test_check_inputs_rejects_bad_values(setup, sweep, plan, message):
+def test_check_inputs_then_prepare_dataset_reject_bad_values(setup, sweep, plan, message):
     with pytest.raises(ValueError, match=message):
-        check_inputs.fn(setup=setup, sweep=sweep, plan=plan, output_root="lrf-runs")
+        setup, _, _, _ = check_inputs.fn(setup=setup, sweep=sweep, plan=plan, execution={}, output_root="lrf-runs")
+        prepare_dataset.fn(setup)
 
 
 def test_prepare_dataset_makes_paths_absolute(monkeypatch):
@@ -108,16 +112,16 @@ def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, cache_dir):
 
 
 def test_select_lr_gives_the_reference_candidates(sweep):
-    selection = select_lr.fn(sweep, CheckPlan())
+    selection = select_lr.fn(sweep, CandidatePlan())
     assert isinstance(selection, Selection) and selection.suggestion.ok
     pick = selection.chosen_lr
     assert selection.candidates == pytest.approx((pick, 10 * pick, pick / 10))
-    explicit = select_lr.fn(sweep, CheckPlan(candidate_rates=(0.05, 0.2)))
+    explicit = select_lr.fn(sweep, CandidatePlan(candidate_rates=(0.05, 0.2)))
     assert explicit.candidates == (0.05, 0.2)
 
 
 def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params):
-    result = train_candidate.fn(SETUP, init_params, 0.1, 30, 5, 2, cache_dir)
+    result = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), 1, cache_dir)
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
     assert result.holdout_loss > 0 and 0 <= result.holdout_accuracy <= 1
     saved = [json.loads(p.read_text()) for p in Path(cache_dir).glob("candidate-*.json")]
@@ -125,12 +129,13 @@ def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params):
 
 
 def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_params, sweep):
+    from lrf.execution import Execution
     from tasks.report import report
 
-    plan = CheckPlan(iterations=20, last_k=5)
+    plan = CandidatePlan(iterations=20, last_k=5)
     selection = select_lr.fn(sweep, plan)
-    candidates = [train_candidate.fn(SETUP, init_params, lr, 20, 5, 3, cache_dir) for lr in selection.candidates]
-    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, candidates)
+    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, 1, cache_dir) for lr in selection.candidates]
+    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, Execution(), candidates)
     files = {p.name for p in Path(run_dir).iterdir()}
     assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
             "final_losses.md", "summary.json"} <= files

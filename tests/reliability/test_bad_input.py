@@ -58,14 +58,14 @@ BAD = [
     ("candidate_rates", (0.1, -1.0), "candidate_rates=-1.0"),
     ("iterations", 0, "iterations=0"),
     ("last_k", 0, "last_k=0"),
-    ("parallel", 0, "parallel=0"),
+    ("at_once", 0, "at_once=0"),
     ("output_root", "{tmp}/a-file", "output_root="),
     ("init_params", "{tmp}/missing.params", "init_params="),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
 ]
 CLI_ONLY = {"init_params", "out"}
-FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "parallel", "output_root"}
+FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root"}
 CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
 
 

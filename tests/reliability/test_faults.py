@@ -49,7 +49,7 @@ def test_a_killed_candidate_fails_its_task_which_is_retried_and_the_others_are_k
 
     killer = threading.Thread(target=kill_first_candidate)
     killer.start()
-    state = lr_finder(iterations=300, last_k=5, parallel=1, workers=0, output_root=str(tmp_path), return_state=True)
+    state = lr_finder(iterations=300, last_k=5, at_once=1, workers=0, output_root=str(tmp_path), return_state=True)
     killer.join()
     assert killed, "no candidate process was seen"
     assert state.is_completed(), state.message
@@ -72,7 +72,7 @@ def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tm
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     script = ("from flows.lr_finder import lr_finder; import json, sys; "
-              "print(json.dumps(lr_finder(iterations=60, last_k=5, parallel=2, workers=0, "
+              "print(json.dumps(lr_finder(iterations=60, last_k=5, at_once=2, workers=0, "
               f"output_root={str(tmp_path)!r})['run_dir']))")
     runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -94,7 +94,7 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     script = ("from flows.lr_finder import lr_finder; import json; "
-              "print(json.dumps(lr_finder(iterations=400, last_k=5, parallel=1, workers=0, "
+              "print(json.dumps(lr_finder(iterations=400, last_k=5, at_once=1, workers=0, "
               f"output_root={str(tmp_path)!r})['run_dir']))")
     cache = tmp_path / "cache"
 

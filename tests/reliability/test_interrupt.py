@@ -79,15 +79,15 @@ def test_atomic_write_that_raises_removes_its_temporary(tmp_path):
 
 def test_terminated_job_removes_its_temporary_and_reports(tmp_path):
     from lrf.gluon import jobs
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     setup = Setup(data="digits", workers=1)
-    init = jobs.initialise_model(setup, tmp_path / "init.params")
+    init = jobs.init_job(setup, tmp_path / "init.params")
     out = tmp_path / "cand" / "lr.json"
     killer = _Killer(str(out), signal.SIGTERM)
     killer.start()
     with pytest.raises(RuntimeError, match="exit status 143"):
-        jobs.train_candidate(setup, init, 0.01, out, iterations=1_000_000, threads=1)
+        jobs.candidate_job(setup, init, 0.01, out, iterations=1_000_000, threads=1)
     killer.join()
     assert not out.exists() and not (tmp_path / "cand").exists()
     assert not list(_pids_with(str(out)))

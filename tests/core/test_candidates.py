@@ -4,7 +4,10 @@ import math
 import pytest
 
 from lrf import StopReason, SweepConfig, SweepResult
-from lrf.check import CandidateResult, CheckPlan, final_loss_table, select, table_csv, table_markdown, verdict
+from lrf.candidates import CandidateResult, final_loss_table, select, verdict
+from lrf.config import CandidatePlan
+from lrf.execution import Execution
+from lrf.report import table_csv, table_markdown
 from lrf.rules import suggest
 from tests.core.test_suggest import synthetic
 
@@ -23,7 +26,7 @@ def test_reference_candidates_are_pick_ten_times_and_a_tenth():
 
 
 def test_explicit_rates_replace_multipliers_but_the_pick_is_reported():
-    selection = select(synthetic(), rates=[0.01, 0.1])
+    selection = select(synthetic(), CandidatePlan(candidate_rates=[0.01, 0.1]))
     assert selection.candidates == (0.01, 0.1) and selection.multipliers is None
     assert selection.suggestion.ok
 
@@ -37,33 +40,37 @@ def test_no_reliable_suggestion_gives_no_candidates():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"multipliers": []}, r"candidate_multipliers=\[\]"),
-        ({"multipliers": [1.0, 1.0]}, "must not repeat"),
-        ({"multipliers": [1.0, -10.0]}, "candidate_multipliers=-10.0"),
-        ({"rates": [0.1, 0.0]}, "candidate_rates=0.0"),
-        ({"rates": [math.nan]}, "candidate_rates=nan"),
+        ({"candidate_multipliers": []}, r"candidate_multipliers=\[\]"),
+        ({"candidate_multipliers": [1.0, 1.0]}, "must not repeat"),
+        ({"candidate_multipliers": [1.0, -10.0]}, "candidate_multipliers=-10.0"),
+        ({"candidate_rates": [0.1, 0.0]}, "candidate_rates=0.0"),
+        ({"candidate_rates": [math.nan]}, "candidate_rates=nan"),
         ({"rule": "magic"}, "rule='magic'"),
     ],
 )
 def test_bad_candidates_name_parameter_and_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        select(synthetic(), **kwargs)
+        select(synthetic(), CandidatePlan(**kwargs))
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"iterations": 0}, "iterations=0"),
-        ({"parallel": 0}, "parallel=0"),
         ({"last_k": -1}, "last_k=-1"),
         ({"candidate_rates": ()}, "candidate_rates=\\[\\]"),
         ({"candidate_multipliers": None}, "candidate_multipliers=None"),
         ({"rule": "best"}, "rule='best'"),
     ],
 )
-def test_check_plan_validation(kwargs, message):
+def test_candidate_plan_validation(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        CheckPlan(**kwargs)
+        CandidatePlan(**kwargs)
+
+
+def test_execution_validation():
+    with pytest.raises(ValueError, match="at_once=0"):
+        Execution(at_once=0)
 
 
 def test_table_ranks_by_mean_of_last_k_and_puts_divergence_last():

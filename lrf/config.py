@@ -1,0 +1,303 @@
+"""What a finder run is: the data and model to train, the sweep, and the check of its pick.
+
+The one framework-free home of lrf's configuration. Every default is written here
+once; the CLI, the flow, the deployments and the benchmarks read them from these
+classes. Each class validates its fields at construction, cheaply (syntax, ranges,
+choices: no file is opened, no framework imported), so a process validates its
+input once, at its entry, and passes the value objects around. What the engine
+must check on top (files, model names, devices) is
+:func:`lrf.gluon.preflight.prepare_setup`.
+
+How the work is *executed* (how many jobs at once, where) is not part of what a
+run is: see :mod:`lrf.execution`.
+
+>>> Setup().data, Setup().source
+('digits', DataSpec(source='digits', path=None))
+>>> SweepConfig(lr_start=1e-5).lr_multiplier
+1.1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lrf._validate import float_in, greater_than, one_of, positive_float, positive_int
+
+# --- what to train --------------------------------------------------------------------
+
+DATA_SOURCES = ("digits", "cifar10", "rec", "folder")
+DATA_FORMS = "digits, cifar10, cifar10:ROOT, rec:PATH/train.rec, folder:PATH"
+_DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")
+SMALL_CNN = "small-cnn"  # for the offline digits
+REFERENCE_MODEL = "resnet18_v2"  # SPEC §3: the pre-activation ResNet-18 of the Gluon model zoo
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A data source: its name and, for some sources, a path; the parsed ``data`` text.
+
+    ``str(spec)`` gives the text :func:`parse_data_spec` reads back.
+
+    Raises:
+        ValueError: unknown source, missing path (rec, folder) or a path given to ``digits``.
+    """
+
+    source: str
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"data= must be one of {DATA_FORMS}; got data={str(self)!r}")
+        if self.path == "":
+            raise ValueError(f"data= has an empty path; got data={str(self)!r}")
+        if self.source == "digits" and self.path is not None:
+            raise ValueError(f"data=digits takes no path; got data={str(self)!r}")
+        if self.source in ("rec", "folder") and self.path is None:
+            raise ValueError(f"data={self.source} needs a path ({self.source}:PATH); got data={str(self)!r}")
+
+    def __str__(self) -> str:
+        return self.source if self.path is None else f"{self.source}:{self.path}"
+
+
+def parse_data_spec(text: str) -> DataSpec:
+    """Parse ``digits``, ``cifar10[:ROOT]``, ``rec:PATH`` or ``folder:PATH`` (syntax only).
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        ValueError: unknown source or missing path, naming ``data=``.
+
+    >>> parse_data_spec("rec:/data/train.rec")
+    DataSpec(source='rec', path='/data/train.rec')
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"data= must be a string, got data={text!r}")
+    source, sep, path = text.strip().partition(":")
+    return DataSpec(source, path if sep else None)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device name parsed: ``cpu`` (index 0), ``gpu`` (= ``gpu:0``) or ``gpu:N``.
+
+    >>> parse_device_spec("gpu:2")
+    DeviceSpec(kind='gpu', index=2)
+    """
+
+    kind: str
+    index: int = 0
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "cpu" and self.index == 0 else f"{self.kind}:{self.index}"
+
+
+def parse_device_spec(text: str) -> DeviceSpec:
+    """Parse a device name (syntax only; whether the machine has it is the engine's check).
+
+    Raises:
+        ValueError: anything but ``cpu``, ``gpu`` or ``gpu:N``, naming ``device=``.
+    """
+    match = _DEVICE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N', got device={text!r}")
+    return DeviceSpec(match.group(1), int(match.group(2) or 0))
+
+
+def default_model(source: DataSpec) -> str:
+    """The small CNN for the offline digits, the reference ResNet-18 v2 for the rest."""
+    return SMALL_CNN if source.source == "digits" else REFERENCE_MODEL
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What to train on, and where (SPEC §2-3).
+
+    Attributes:
+        data: a data-source text: digits (offline default), cifar10[:ROOT],
+            rec:PATH/train.rec, folder:PATH.
+        model: a model name; None picks :func:`default_model` for the data. Which names
+            exist is the engine's business (:func:`lrf.gluon.preflight.check_model_name`).
+        device: "cpu" (default), "gpu" or "gpu:N".
+        batch_size: samples per batch (128, the reference).
+        seed: seeds the initial weights and the batch order (42).
+        workers: loader processes; None = one per CPU core (SPEC §3).
+
+    ``source`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
+
+    Raises:
+        ValueError/TypeError at construction, naming the field and the value.
+    """
+
+    data: str = "digits"
+    model: str | None = None
+    device: str = "cpu"
+    batch_size: int = 128
+    seed: int = 42
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_source", parse_data_spec(self.data))
+        object.__setattr__(self, "_device_spec", parse_device_spec(self.device))
+        if self.model is None:
+            object.__setattr__(self, "model", default_model(self.source))
+        elif not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a model name, got model={self.model!r}")
+        positive_int("batch_size", self.batch_size)
+        positive_int("seed", self.seed, minimum=0)
+        if self.workers is not None:
+            positive_int("workers", self.workers, minimum=0)
+
+    @property
+    def source(self) -> DataSpec:
+        return self._source  # type: ignore[attr-defined]
+
+    @property
+    def device_spec(self) -> DeviceSpec:
+        return self._device_spec  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The fields that determine the numbers this setup produces, for cache keys
+        (the loader's worker count does not: the batch order comes from the seed alone)."""
+        return {k: v for k, v in self.to_dict().items() if k != "workers"}
+
+
+# --- the sweep ------------------------------------------------------------------------
+
+SCHEDULES = ("exponential", "linear")
+CRITERION_NAMES = ("reference", "best")  # the registry is lrf.stopping.CRITERIA
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep; the defaults are the reference's (SPEC §4, §5).
+
+    Attributes:
+        lr_start: rate of the first iteration (1e-6).
+        lr_multiplier: factor between iterations of the reference schedule (1.1).
+        lr_end: if set, sweep a range instead: ``max_iter`` steps from ``lr_start``
+            to ``lr_end`` (None).
+        schedule: "exponential" (reference) or "linear" (Smith 2017; needs ``lr_end``).
+        smoothing: weight of the old running mean, in [0, 1) (0.3).
+        min_iter: no divergence stop before this many iterations (20).
+        criterion: stopping criterion name, see :data:`lrf.stopping.CRITERIA` ("reference").
+        max_iter: at most this many iterations (1000; the reference has no bound).
+        max_lr: never train at a rate above this (10.0; the reference has no bound).
+
+    Raises:
+        ValueError/TypeError at construction, naming the field and the value.
+    """
+
+    lr_start: float = 1e-6
+    lr_multiplier: float = 1.1
+    lr_end: float | None = None
+    schedule: str = "exponential"
+    smoothing: float = 0.3
+    min_iter: int = 20
+    criterion: str = "reference"
+    max_iter: int = 1000
+    max_lr: float = 10.0
+
+    def __post_init__(self) -> None:
+        positive_float("lr_start", self.lr_start)
+        greater_than("lr_multiplier", self.lr_multiplier, 1.0)
+        one_of("schedule", self.schedule, SCHEDULES)
+        float_in("smoothing", self.smoothing, 0.0, 1.0)
+        positive_int("min_iter", self.min_iter)
+        one_of("criterion", self.criterion, CRITERION_NAMES)
+        positive_int("max_iter", self.max_iter)
+        positive_float("max_lr", self.max_lr)
+        if self.lr_start > self.max_lr:
+            raise ValueError(f"lr_start must be <= max_lr, got lr_start={self.lr_start!r}, max_lr={self.max_lr!r}")
+        if self.lr_end is None:
+            if self.schedule == "linear":
+                raise ValueError("schedule='linear' needs lr_end (a linear sweep has two ends), got lr_end=None")
+            return
+        positive_float("lr_end", self.lr_end)
+        if self.lr_end > self.max_lr:
+            raise ValueError(f"lr_end must be <= max_lr, got lr_end={self.lr_end!r}, max_lr={self.max_lr!r}")
+        if self.lr_end <= self.lr_start:
+            raise ValueError(f"lr_end must be > lr_start, got lr_end={self.lr_end!r}, lr_start={self.lr_start!r}")
+        if self.max_iter < 2:
+            raise ValueError(f"a range sweep (lr_end set) needs max_iter >= 2, got max_iter={self.max_iter!r}")
+
+    def expected_iterations(self) -> int:
+        """An upper bound of the sweep's length: ``max_iter``, or fewer when ``max_lr``
+        comes first on the reference schedule (for a progress bar's total)."""
+        if self.lr_end is not None:
+            return self.max_iter
+        return min(self.max_iter, math.floor(math.log(self.max_lr / self.lr_start, self.lr_multiplier)) + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepConfig":
+        return cls(**data)
+
+
+# --- the check of the pick ------------------------------------------------------------
+
+RULE_NAMES = ("reference", "steepest", "valley", "minimum")  # the registry is lrf.rules.RULES
+REFERENCE_MULTIPLIERS = (1.0, 10.0, 0.1)  # the pick, ten times it, a tenth of it (SPEC §7)
+
+
+@dataclass(frozen=True)
+class CandidatePlan:
+    """How the pick is checked: the rule, the candidate rates and their training budget.
+
+    Attributes:
+        rule: suggestion rule name ("reference"; see :mod:`lrf.rules`).
+        candidate_multipliers: candidates = pick x each (1, 10, 0.1: SPEC §7).
+        candidate_rates: explicit rates instead of multipliers (None).
+        iterations: training iterations per candidate (500, SPEC §7).
+        last_k: also rank by the mean loss of the last ``last_k`` iterations (20).
+
+    Raises:
+        ValueError/TypeError at construction, naming the field and the value.
+    """
+
+    rule: str = "reference"
+    candidate_multipliers: tuple[float, ...] = REFERENCE_MULTIPLIERS
+    candidate_rates: tuple[float, ...] | None = None
+    iterations: int = 500
+    last_k: int = 20
+
+    def __post_init__(self) -> None:
+        one_of("rule", self.rule, RULE_NAMES)
+        if self.candidate_rates is not None:
+            object.__setattr__(self, "candidate_rates", validate_rates("candidate_rates", self.candidate_rates))
+        else:
+            multipliers = validate_rates("candidate_multipliers", self.candidate_multipliers)
+            object.__setattr__(self, "candidate_multipliers", multipliers)
+        positive_int("iterations", self.iterations)
+        positive_int("last_k", self.last_k)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def validate_rates(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    """Positive, finite, distinct numbers, at least one; errors name the parameter and value."""
+    if values is None or isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a list of numbers, got {name}={values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must name at least one rate, got {name}={list(values)!r}")
+    rates = tuple(positive_float(name, v) for v in values)
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"{name} must not repeat a value, got {name}={list(values)!r}")
+    return rates
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the configuration class ``cls`` (for entry points).
+
+    >>> default(SweepConfig, "lr_start")
+    1e-06
+    """
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
