@@ -3,10 +3,8 @@
 The core (this package's top level) imports no framework: the MXNet Gluon engine
 lives in :mod:`lrf.gluon`, plotting in :mod:`lrf.plot`, both imported on demand.
 The run's configuration, with every default, is :mod:`lrf.config`.
-
->>> import lrf
->>> result = lrf.find(learner)                # doctest: +SKIP
->>> lrf.suggest(result, "reference").lr       # doctest: +SKIP
+Usage: ``result = lrf.find(learner)``, then ``lrf.suggest(result, "reference").lr``
+(a runnable example is :func:`lrf.sweep.find`'s).
 """
 
 from lrf.config import CandidatePlan, Setup, SweepConfig

@@ -10,9 +10,6 @@ put the steepest descent on the noise of the plateau at 7e-5).
 
 A curve that is too short, or that never falls, gives a :class:`Suggestion` with
 ``lr=None`` and the reason, never an exception and never a made-up number.
-
->>> suggest(result, "reference").lr   # doctest: +SKIP
-0.052
 """
 
 from __future__ import annotations

@@ -69,10 +69,22 @@ def find(
     Raises:
         ValueError/TypeError: invalid parameters or learner, before the learner is touched.
 
-    Example:
-        >>> result = find(learner, lr_start=1e-5)  # doctest: +SKIP
-        >>> result.stop_reason
-        <StopReason.DIVERGED: 'diverged'>
+    Example (SGD on the loss ``w**2 / 2``, which diverges above lr = 2):
+        >>> class Quadratic:
+        ...     w = 1.0
+        ...     def iteration(self, lr=None, take_step=True):
+        ...         loss = self.w ** 2 / 2
+        ...         if take_step:
+        ...             self.w -= lr * self.w
+        ...         return loss
+        ...     def snapshot(self):
+        ...         return self.w
+        ...     def restore(self, w):
+        ...         self.w = w
+        >>> learner = Quadratic()
+        >>> result = find(learner, lr_start=1.5)
+        >>> result.stop_reason, len(result), learner.w
+        (<StopReason.DIVERGED: 'diverged'>, 20, 1.0)
     """
     config = config or SweepConfig()
     if overrides:  # the config is validated at construction: only a changed one is built again

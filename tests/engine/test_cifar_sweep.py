@@ -15,7 +15,6 @@ asserts, and why that means something:
 - every parameter and BatchNorm statistic is bit-for-bit the same afterwards.
 """
 
-from pathlib import Path
 
 import pytest
 
@@ -23,13 +22,12 @@ from lrf import RULES, StopReason, find, suggest
 from lrf.config import Setup
 from lrf.gluon.experiment import open_learner
 
-CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "train.rec"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def test_reference_sweep_on_cifar10_resnet18():
-    assert CIFAR10.is_file(), f"CI provides ../shared beside the repository; missing {CIFAR10}"
+def test_reference_sweep_on_cifar10_resnet18(cifar10_dir):
+    CIFAR10 = cifar10_dir / "train.rec"
     setup = Setup(data=f"rec:{CIFAR10}", model="resnet18_v2", batch_size=128)
     with open_learner(setup) as learner:
         before = {k: p.data().asnumpy().tobytes() for k, p in learner.net.collect_params().items()}

@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image  # installed with matplotlib, a project dependency
 
-from lrf.gluon.data import (
-    DataSpec,
-    _digits_splits,
-    close_loader,
-    load_dataset,
-    make_batch_loader,
-    make_eval_loader,
-    parse_data_spec,
-    validate_data_spec,
-)
+from lrf.config import DataSpec, parse_data_spec
+from lrf.gluon.data import _digits_splits, close_loader, load_dataset, make_batch_loader, make_eval_loader
+from lrf.gluon.preflight import validate_data_spec
 
-CIFAR_REC = "/work/shared/data/cifar10/train.rec"
-needs_cifar_rec = pytest.mark.skipif(
-    not os.path.isfile(CIFAR_REC), reason="CIFAR-10 RecordIO test data not on this machine"
-)
+
+
+@pytest.fixture(scope="module")
+def cifar_rec(cifar10_dir):
+    return str(cifar10_dir / "train.rec")
 
 
 # -- specs -------------------------------------------------------------------
@@ -125,9 +119,8 @@ def test_digits_split_is_deterministic():
 # -- RecordIO ------------------------------------------------------------------
 
 
-@needs_cifar_rec
-def test_cifar_rec():
-    train, info = load_dataset(f"rec:{CIFAR_REC}")
+def test_cifar_rec(cifar_rec):
+    train, info = load_dataset(f"rec:{cifar_rec}")
     assert (info.num_classes, info.image_shape) == (10, (3, 32, 32))
     assert (info.num_train, info.num_holdout) == (50_000, 10_000)
     assert len(train) == 50_000
@@ -137,7 +130,7 @@ def test_cifar_rec():
     assert isinstance(y, np.float32) and 0 <= y <= 9 and y == int(y)
     stacked = np.stack([image.asnumpy() for image, _ in images])
     assert abs(stacked.mean()) < 0.3 and 0.6 < stacked.std() < 1.5  # normalised
-    holdout, _ = load_dataset(f"rec:{CIFAR_REC}", "holdout")
+    holdout, _ = load_dataset(f"rec:{cifar_rec}", "holdout")
     assert len(holdout) == 10_000
     assert holdout[0][0].shape == (3, 32, 32)
 
@@ -249,9 +242,8 @@ def test_batch_loader_defaults_to_one_worker_per_core(digits):
         close_loader(loader)
 
 
-@needs_cifar_rec
-def test_batch_loader_on_rec_with_workers():
-    dataset, _ = load_dataset(f"rec:{CIFAR_REC}")
+def test_batch_loader_on_rec_with_workers(cifar_rec):
+    dataset, _ = load_dataset(f"rec:{cifar_rec}")
     loader = make_batch_loader(dataset, 16, num_workers=2)
     try:
         for x, y in itertools.islice(iter(loader), 4):
@@ -287,11 +279,11 @@ def test_eval_loader_is_finite_and_ordered():
         make_eval_loader(holdout, 0)
 
 
-def _damaged_copy(tmp_path, cut_bytes=0, idx_text=None):
+def _damaged_copy(cifar10_dir, tmp_path, cut_bytes=0, idx_text=None):
     import shutil
     from pathlib import Path
 
-    src = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "test"
+    src = cifar10_dir / "test"
     rec, idx = tmp_path / "train.rec", tmp_path / "train.idx"
     data = Path(str(src) + ".rec").read_bytes()
     rec.write_bytes(data[: len(data) - cut_bytes])
@@ -311,7 +303,7 @@ def _damaged_copy(tmp_path, cut_bytes=0, idx_text=None):
         (0, "0\t0\n1\t7\n", "no record at byte 7"),
     ],
 )
-def test_damaged_record_files_are_refused_before_loading(tmp_path, cut, idx_text, message):
-    data = _damaged_copy(tmp_path, cut, idx_text)
+def test_damaged_record_files_are_refused_before_loading(cifar10_dir, tmp_path, cut, idx_text, message):
+    data = _damaged_copy(cifar10_dir, tmp_path, cut, idx_text)
     with pytest.raises(ValueError, match=message):
         validate_data_spec(parse_data_spec(data))

@@ -19,7 +19,6 @@ from tasks.run_folder import create_run_folder
 from tasks.sweep import lr_sweep, select_lr
 from tasks.train import train_candidate
 
-CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10" / "train.rec"
 SETUP = Setup(data="digits", workers=0)
 
 
@@ -82,7 +81,8 @@ def test_check_inputs_then_prepare_dataset_reject_bad_values(setup, sweep, plan,
         prepare_dataset.fn(setup)
 
 
-def test_prepare_dataset_makes_paths_absolute(monkeypatch):
+def test_prepare_dataset_makes_paths_absolute(monkeypatch, cifar10_dir):
+    CIFAR10 = cifar10_dir / "train.rec"
     monkeypatch.chdir(CIFAR10.parent)
     prepared = prepare_dataset.fn(Setup(data="rec:train.rec", workers=0))
     source, path = prepared.data.split(":", 1)

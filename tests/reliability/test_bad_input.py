@@ -12,7 +12,6 @@ import pytest
 
 from lrf.cli import main as cli_main
 
-CIFAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
 
 # (parameter, bad value, text the error must contain); "{tmp}" is replaced by a folder with damaged data
 BAD = [
@@ -77,12 +76,13 @@ def test_the_table_is_big_enough():
 
 
 @pytest.fixture(scope="module")
-def damaged(tmp_path_factory):
+def damaged(tmp_path_factory, cifar10_dir):
     """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file, etc."""
     import mxnet as mx
 
     from lrf.gluon.models import build_model, save_parameters
 
+    CIFAR = cifar10_dir
     tmp = tmp_path_factory.mktemp("damaged")
     source = (CIFAR / "test.rec").read_bytes()
     (tmp / "truncated").mkdir()
