@@ -50,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = lr_finder(**params)
     print(f"run folder: {summary['run_dir']}")
-    print(f"chosen learning rate ({summary['rule']}): {summary['chosen_lr']}")
-    print(f"verdict: {summary['verdict']}")
+    recommended = summary["recommended_lr"]
+    print("recommended learning rate: " + (f"{recommended:.4g}" if recommended is not None else "none"))
+    print(f"  evidence: {summary['recommendation']['evidence']}")
+    pick = summary["rule_pick"]
+    print(f"  the {summary['rule']} rule's pick: " + (f"{pick:.4g}" if pick is not None else "none"))
     for name, file in summary["files"].items():
         print(f"  {name}: {summary['run_dir']}/{file}")
     return 0

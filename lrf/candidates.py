@@ -1,9 +1,11 @@
-"""The candidates that check a pick (SPEC §7): their rates, their results, how they rank.
+"""The candidates that check a pick (SPEC §7): their rates, their results, the recommendation.
 
 Framework-free: the training itself is the engine's
 (:func:`lrf.gluon.experiment.train_at_rate`); this module turns a suggestion into
-candidate rates, and candidate results into a ranked table and a verdict. The
-plan (rule, multipliers or rates, budget) is :class:`lrf.config.CandidatePlan`.
+candidate rates, and candidate results into a ranked table and a *recommended*
+rate: the candidate that did best on a held-out measure, with the evidence in one
+sentence. The plan (rule, multipliers or rates, budget) is
+:class:`lrf.config.CandidatePlan`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from lrf.config import CandidatePlan
 from lrf.result import SweepResult
 from lrf.rules import Suggestion, suggest
 
-VERDICT_TOLERANCE = 0.05  # a pick within 5 % of the best candidate's loss is "confirmed within"
+# The measure that decides, in order of preference: the held-out loss where the data has a
+# held-out split (what a user training at that rate cares about), else the mean training
+# loss of the last k iterations (one batch is too noisy to decide on).
+MEASURES = ("holdout_loss", "mean_last_k")
+MEASURE_LABELS = {"holdout_loss": "held-out loss", "mean_last_k": "mean training loss of the last k iterations"}
+# Candidates whose measures differ by less than this (relative) are tied: the lower rate is
+# recommended, the safer of two equally good rates.
+TIE_TOLERANCE = 0.005
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,8 @@ class Selection:
     multipliers: tuple[float, ...] | None
 
     @property
-    def chosen_lr(self) -> float | None:
+    def pick_lr(self) -> float | None:
+        """The rule's pick (None if the rule found no reliable rate)."""
         return self.suggestion.lr
 
     def to_dict(self) -> dict:
@@ -89,31 +99,103 @@ def select(result: SweepResult, plan: CandidatePlan | None = None) -> Selection:
     return Selection(plan.rule, pick, candidates, plan.candidate_multipliers)
 
 
-def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult]) -> list[dict]:
-    """One row per candidate, ranked by the mean loss of the last k iterations (one batch
-    is too noisy to rank by; diverged candidates last)."""
-    order = sorted(candidates, key=lambda c: (not math.isfinite(c.mean_last_k), c.mean_last_k))
+@dataclass(frozen=True)
+class Recommendation:
+    """The rate to train with: the candidate that did best on the deciding measure.
+
+    Attributes:
+        lr: the recommended rate (None if every candidate diverged, or there were none).
+        measure: the measure that decided (one of :data:`MEASURES`), None without candidates.
+        value: the recommended candidate's value of that measure.
+        pick_lr: the rule's pick, for comparison (None without a reliable suggestion).
+        tie_broken: another candidate was within :data:`TIE_TOLERANCE` and the lower rate won.
+        evidence: one sentence saying why.
+    """
+
+    lr: float | None
+    measure: str | None
+    value: float | None
+    pick_lr: float | None
+    tie_broken: bool
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def deciding_measure(candidates: Sequence[CandidateResult]) -> str | None:
+    """``holdout_loss`` if every candidate that trained without diverging has one, else
+    ``mean_last_k``; None if there are no candidates."""
+    if not candidates:
+        return None
+    trained = [c for c in candidates if not c.diverged]
+    return MEASURES[0] if trained and all(c.holdout_loss is not None for c in trained) else MEASURES[1]
+
+
+def recommend(selection: Selection, candidates: Sequence[CandidateResult],
+              tolerance: float = TIE_TOLERANCE) -> Recommendation:
+    """The candidate with the lowest deciding measure (:func:`deciding_measure`).
+
+    Diverged candidates are never recommended; candidates within ``tolerance`` (relative)
+    of the best are tied and the lowest of their rates is recommended.
+    """
+    pick = selection.pick_lr
+    measure = deciding_measure(candidates)
+    if measure is None:
+        return Recommendation(None, None, None, pick, False, selection.suggestion.reason)
+    scored = [(getattr(c, measure), c) for c in candidates if not c.diverged]
+    scored = [(v, c) for v, c in scored if v is not None and math.isfinite(v)]
+    if not scored:
+        return Recommendation(None, measure, None, pick, False,
+                              f"every one of the {len(candidates)} candidates diverged: no rate to recommend")
+    best_value = min(v for v, _ in scored)
+    tied = [c for v, c in scored if v <= best_value + tolerance * abs(best_value)]
+    winner = min(tied, key=lambda c: c.lr)
+    value = getattr(winner, measure)
+    best = min(scored, key=lambda vc: vc[0])[1]
+    evidence = _evidence(selection, candidates, measure, winner, value)
+    tie_broken = winner is not best
+    if tie_broken:
+        evidence += (f"; {best.lr:.3g} was within {tolerance:.1%} ({best_value:.4g}), so the lower rate "
+                     f"is recommended")
+    return Recommendation(winner.lr, measure, value, pick, tie_broken, evidence)
+
+
+def _evidence(selection: Selection, candidates: Sequence[CandidateResult], measure: str,
+              winner: CandidateResult, value: float) -> str:
+    label, n, pick = MEASURE_LABELS[measure], len(candidates), selection.pick_lr
+    head = f"{winner.lr:.3g} had the lowest {label} of the {n} candidates ({value:.4g})"
+    mine = [c for c in candidates if pick is not None and math.isclose(c.lr, pick, rel_tol=1e-9)]
+    if not mine:
+        return head
+    if mine[0] is winner:
+        return f"the {selection.rule} pick {head}"
+    pick_value = getattr(mine[0], measure)
+    against = "the pick diverged" if mine[0].diverged or pick_value is None else f"the pick {pick:.3g} had {pick_value:.4g}"
+    return f"{head}: {winner.lr / pick:.3g} x the {selection.rule} pick; {against}"
+
+
+def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult],
+                     recommendation: Recommendation | None = None) -> list[dict]:
+    """One row per candidate, ranked by the deciding measure (:func:`deciding_measure`;
+    diverged candidates last), marking the rule's pick and the recommended rate."""
+    recommendation = recommendation or recommend(selection, candidates)
+    measure = recommendation.measure or MEASURES[1]
+
+    def score(c: CandidateResult) -> float:
+        value = getattr(c, measure)
+        return math.inf if c.diverged or value is None or not math.isfinite(value) else value
+
     rows = []
-    for rank, c in enumerate(order, start=1):
-        multiplier = c.lr / selection.chosen_lr if selection.chosen_lr else None
+    for rank, c in enumerate(sorted(candidates, key=lambda c: (score(c), c.lr)), start=1):
         rows.append({
-            "rank": rank, "lr": c.lr, "multiplier": multiplier, "final_loss": c.final_loss,
-            "mean_last_k": c.mean_last_k, "holdout_loss": c.holdout_loss, "holdout_accuracy": c.holdout_accuracy,
-            "chosen": selection.chosen_lr is not None and math.isclose(c.lr, selection.chosen_lr, rel_tol=1e-12),
+            "rank": rank, "lr": c.lr, "multiplier": c.lr / selection.pick_lr if selection.pick_lr else None,
+            "final_loss": c.final_loss, "mean_last_k": c.mean_last_k, "holdout_loss": c.holdout_loss,
+            "holdout_accuracy": c.holdout_accuracy, "rule_pick": _same(c.lr, selection.pick_lr),
+            "recommended": _same(c.lr, recommendation.lr),
         })
     return rows
 
 
-def verdict(rows: Sequence[dict], tolerance: float = VERDICT_TOLERANCE) -> str:
-    """One sentence: did the candidate trainings confirm the pick?"""
-    chosen = [r for r in rows if r["chosen"]]
-    if not chosen:
-        return "the pick was not among the candidates"
-    best, mine = rows[0], chosen[0]
-    if mine is best:
-        return f"confirmed: the pick {mine['lr']:.3g} has the lowest loss of the candidates"
-    if math.isfinite(mine["mean_last_k"]) and mine["mean_last_k"] <= best["mean_last_k"] * (1 + tolerance):
-        return (f"confirmed within {tolerance:.0%}: the pick {mine['lr']:.3g} is {mine['mean_last_k']:.4g}, "
-                f"the best ({best['lr']:.3g}) {best['mean_last_k']:.4g}")
-    return (f"not confirmed: {best['lr']:.3g} ends lower ({best['mean_last_k']:.4g}) than the pick "
-            f"{mine['lr']:.3g} ({mine['mean_last_k']:.4g})")
+def _same(lr: float, other: float | None) -> bool:
+    return other is not None and math.isclose(lr, other, rel_tol=1e-12)

@@ -80,8 +80,8 @@ def save_figure(figure, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def plot_candidates(candidates: Sequence, *, chosen_lr: float | None = None, ax: "Axes | None" = None,
-                    path: str | os.PathLike | None = None) -> "Axes":
+def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recommended_lr: float | None = None,
+                    ax: "Axes | None" = None, path: str | os.PathLike | None = None) -> "Axes":
     """Training loss per iteration of each candidate (``CandidateResult``-like), log loss axis;
     a moving average of 20 iterations drawn over the raw losses keeps the curves readable."""
     import numpy as np
@@ -95,7 +95,8 @@ def plot_candidates(candidates: Sequence, *, chosen_lr: float | None = None, ax:
         steps = np.arange(1, len(losses) + 1)
         window = min(20, len(losses))
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        label = f"lr {c.lr:.3g}" + (" (pick)" if chosen_lr is not None and math.isclose(c.lr, chosen_lr) else "")
+        label = f"lr {c.lr:.3g}" + (" (pick)" if pick_lr is not None and math.isclose(c.lr, pick_lr) else "")
+        label += " (recommended)" if recommended_lr is not None and math.isclose(c.lr, recommended_lr) else ""
         label += " (diverged)" if c.diverged else ""
         ax.plot(steps, losses, color=colour, alpha=0.25 if len(losses) > window else 1.0, linewidth=0.8,
                 label=label if c.diverged else None)

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lrf import _io
-from lrf.candidates import CandidateResult, Selection, final_loss_table, verdict
+from lrf.candidates import MEASURE_LABELS, CandidateResult, Selection, final_loss_table, recommend
 from lrf.config import CandidatePlan
 from lrf.result import SweepResult
 from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
-TABLE_COLUMNS = ("rank", "lr", "multiplier", "final_loss", "mean_last_k", "holdout_loss", "holdout_accuracy", "chosen")
+TABLE_COLUMNS = ("rank", "lr", "multiplier", "final_loss", "mean_last_k", "holdout_loss", "holdout_accuracy",
+                 "rule_pick", "recommended")
 
 
 def candidate_losses_csv(candidates: Sequence[CandidateResult]) -> str:
@@ -58,17 +59,20 @@ def write_report(
         files["init_params"] = "init.params"
         _io.link_or_copy(init_params, run_dir / files["init_params"])
     result.save(run_dir / files["sweep_csv"])
-    others = [c for c in selection.candidates if selection.chosen_lr is None or not math.isclose(c, selection.chosen_lr)]
+    others = [c for c in selection.candidates if selection.pick_lr is None or not math.isclose(c, selection.pick_lr)]
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
 
-    rows = final_loss_table(selection, candidates)
+    recommendation = recommend(selection, candidates)
+    rows = final_loss_table(selection, candidates, recommendation)
     if candidates:
         files.update(candidate_losses="candidate_losses.csv", candidates_plot="candidates.png",
                      final_losses_csv="final_losses.csv", final_losses_md="final_losses.md")
         _io.write_text(run_dir / files["candidate_losses"], candidate_losses_csv(candidates))
-        plot_candidates(candidates, chosen_lr=selection.chosen_lr, path=run_dir / files["candidates_plot"])
+        plot_candidates(candidates, pick_lr=selection.pick_lr, recommended_lr=recommendation.lr,
+                        path=run_dir / files["candidates_plot"])
         _io.write_text(run_dir / files["final_losses_csv"], table_csv(rows))
-        _io.write_text(run_dir / files["final_losses_md"], table_markdown(rows, plan.last_k))
+        _io.write_text(run_dir / files["final_losses_md"],
+                       table_markdown(rows, plan.last_k, recommendation.measure))
 
     summary = {
         "format": SUMMARY_FORMAT,
@@ -78,29 +82,33 @@ def write_report(
         "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},
         "plan": plan.to_dict(),
         "execution": execution or {},
+        "recommended_lr": recommendation.lr,
+        "recommendation": recommendation.to_dict(),
         "rule": selection.rule,
-        "chosen_lr": selection.chosen_lr,
+        "rule_pick": selection.pick_lr,
         "suggestion": selection.suggestion.to_dict(),
         "candidates": list(selection.candidates),
         "final_losses": rows,
-        "verdict": verdict(rows) if rows else selection.suggestion.reason,
         "files": files,
     }
     _io.write_text(run_dir / COMPLETE_MARKER, _io.to_json(summary))
     return summary
 
 
-def table_markdown(rows: Sequence[dict], k: int) -> str:
-    """The final-loss table as GitHub Markdown."""
+def table_markdown(rows: Sequence[dict], k: int, measure: str | None = None) -> str:
+    """The final-loss table as GitHub Markdown, ranked by ``measure`` (named under it)."""
     header = f"| rank | lr | x pick | final loss | mean last {k} | held-out loss | held-out accuracy | |"
     lines = [header, "|---:|---:|---:|---:|---:|---:|---:|:--|"]
     for r in rows:
+        marks = ["**recommended**" if r["recommended"] else "", "rule's pick" if r["rule_pick"] else ""]
         cells = [
-            str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:g}"), _fmt(r["final_loss"]),
+            str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:.3g}"), _fmt(r["final_loss"]),
             _fmt(r["mean_last_k"]), _fmt(r["holdout_loss"]), _fmt(r["holdout_accuracy"], "{:.2%}"),
-            "**chosen**" if r["chosen"] else "",
+            ", ".join(m for m in marks if m),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if measure is not None:
+        lines.append(f"\nRanked by {MEASURE_LABELS[measure].replace(' k ', f' {k} ')}.")
     return "\n".join(lines) + "\n"
 
 

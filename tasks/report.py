@@ -17,18 +17,23 @@ def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, se
     summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, result=result,
                            selection=selection, plan=plan, execution=execution.__dict__, candidates=candidates)
     rows = summary["final_losses"]
+    recommendation = summary["recommendation"]
     if rows:
         create_table_artifact(key="lr-finder-final-losses", table=rows,
                               description=f"Final losses of the candidate rates ({run_dir})")
     pick = selection.suggestion
+    recommended = summary["recommended_lr"]
     lines = [
         f"# LR finder: {setup.model} on {setup.data}",
         "",
-        f"- sweep: {len(result)} iterations, stopped: {result.stop_reason.value}",
-        f"- rule `{selection.rule}`: " + (f"**{pick.lr:.4g}** ({pick.reason})" if pick.ok else pick.reason),
-        f"- verdict: {summary['verdict']}",
+        f"**Recommended learning rate: {recommended:.4g}**" if recommended is not None
+        else "**No recommended learning rate**",
         "",
-        table_markdown(rows, plan.last_k) if rows else "",
+        f"- evidence: {recommendation['evidence']}",
+        f"- sweep: {len(result)} iterations, stopped: {result.stop_reason.value}",
+        f"- rule `{selection.rule}` picked: " + (f"{pick.lr:.4g} ({pick.reason})" if pick.ok else pick.reason),
+        "",
+        table_markdown(rows, plan.last_k, recommendation["measure"]) if rows else "",
         "## Files",
         "",
         *(f"- {name}: `{run_dir}/{file}`" for name, file in summary["files"].items()),
@@ -36,5 +41,6 @@ def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, se
     ]
     create_markdown_artifact(key="lr-finder-report", markdown="\n".join(lines),
                              description="LR finder run summary with file locations")
-    get_run_logger().info("artifacts written to %s; %s", run_dir, summary["verdict"])
+    get_run_logger().info("artifacts written to %s; recommended lr %s: %s", run_dir, recommended,
+                          recommendation["evidence"])
     return summary

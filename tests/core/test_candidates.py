@@ -4,7 +4,7 @@ import math
 import pytest
 
 from lrf import StopReason, SweepConfig, SweepResult
-from lrf.candidates import CandidateResult, final_loss_table, select, verdict
+from lrf.candidates import CandidateResult, final_loss_table, recommend, select
 from lrf.config import CandidatePlan
 from lrf.execution import Execution
 from lrf.report import table_csv, table_markdown
@@ -21,7 +21,7 @@ def test_reference_candidates_are_pick_ten_times_and_a_tenth():
     result = synthetic()
     selection = select(result)
     pick = suggest(result).lr
-    assert selection.chosen_lr == pick
+    assert selection.pick_lr == pick
     assert selection.candidates == pytest.approx((pick, 10 * pick, pick / 10))
 
 
@@ -75,24 +75,62 @@ def test_execution_validation():
 
 def test_table_ranks_by_mean_of_last_k_and_puts_divergence_last():
     selection = select(synthetic())
-    pick = selection.chosen_lr
+    pick = selection.pick_lr
     rows = final_loss_table(selection, [candidate(pick * 10, math.nan, math.nan), candidate(pick, 0.5, 0.6),
                                         candidate(pick / 10, 0.4, 0.9)])
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert [r["multiplier"] for r in rows] == pytest.approx([1, 0.1, 10])
-    assert rows[0]["chosen"] and not rows[1]["chosen"]
-    assert verdict(rows).startswith("confirmed: the pick")
+    assert rows[0]["rule_pick"] and rows[0]["recommended"] and not rows[1]["rule_pick"]
     assert "diverged" in table_markdown(rows, 2)
-    assert table_csv(rows).splitlines()[0] == "rank,lr,multiplier,final_loss,mean_last_k,holdout_loss,holdout_accuracy,chosen"
+    assert table_csv(rows).splitlines()[0] == ("rank,lr,multiplier,final_loss,mean_last_k,holdout_loss,"
+                                              "holdout_accuracy,rule_pick,recommended")
 
 
-def test_verdict_says_when_the_pick_is_beaten():
+def test_the_recommendation_follows_the_held_out_evidence_not_the_rule():
     selection = select(synthetic())
-    pick = selection.chosen_lr
-    rows = final_loss_table(selection, [candidate(pick, 1.0), candidate(pick / 10, 0.5)])
-    assert verdict(rows).startswith("not confirmed")
-    rows = final_loss_table(selection, [candidate(pick, 0.52), candidate(pick / 10, 0.5)])
-    assert verdict(rows).startswith("confirmed within 5%")
+    pick = selection.pick_lr
+    # ten times the pick ends lower on held-out data, although its training loss is higher
+    candidates = [candidate(pick, 0.5, 0.5, holdout=0.9), candidate(pick * 10, 0.6, 0.6, holdout=0.8),
+                  candidate(pick / 10, 0.7, 0.7, holdout=1.2)]
+    rec = recommend(selection, candidates)
+    assert rec.lr == pytest.approx(pick * 10) and rec.measure == "holdout_loss" and rec.value == 0.8
+    assert rec.pick_lr == pick and not rec.tie_broken
+    assert "10 x the reference pick" in rec.evidence and "held-out loss" in rec.evidence
+    rows = final_loss_table(selection, candidates, rec)
+    assert [r["recommended"] for r in rows] == [True, False, False] and rows[1]["rule_pick"]
+
+
+def test_without_a_held_out_split_the_mean_of_the_last_k_decides():
+    selection = select(synthetic())
+    pick = selection.pick_lr
+    rec = recommend(selection, [candidate(pick, 1.0), candidate(pick / 10, 0.5)])
+    assert rec.lr == pytest.approx(pick / 10) and rec.measure == "mean_last_k"
+    assert "the pick" in rec.evidence
+
+
+def test_diverged_candidates_are_never_recommended():
+    selection = select(synthetic())
+    pick = selection.pick_lr
+    rec = recommend(selection, [candidate(pick * 10, math.nan, math.nan), candidate(pick, 0.9, 0.9, holdout=1.0)])
+    assert rec.lr == pick and "reference pick" in rec.evidence
+    everything_diverged = recommend(selection, [candidate(pick * 10, math.nan, math.nan)])
+    assert everything_diverged.lr is None and "diverged" in everything_diverged.evidence
+
+
+def test_ties_go_to_the_lower_rate_and_say_so():
+    selection = select(synthetic())
+    pick = selection.pick_lr
+    rec = recommend(selection, [candidate(pick, 0.5, 0.5, holdout=0.800), candidate(pick / 10, 0.5, 0.5, holdout=0.802)])
+    assert rec.lr == pytest.approx(pick / 10) and rec.tie_broken
+    assert "so the lower rate is recommended" in rec.evidence
+    clear = recommend(selection, [candidate(pick, 0.5, 0.5, holdout=0.80), candidate(pick / 10, 0.5, 0.5, holdout=0.85)])
+    assert clear.lr == pick and not clear.tie_broken
+
+
+def test_no_candidates_no_recommendation():
+    flat = SweepResult([1e-6 * 1.1**i for i in range(50)], [1.0] * 50, [1.0] * 50, StopReason.MAX_ITER, SweepConfig())
+    rec = recommend(select(flat), [])
+    assert rec.lr is None and rec.measure is None and rec.evidence
 
 
 def test_candidate_result_json_round_trip_with_divergence():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.lr_finder import lr_finder
+from lrf.candidates import TIE_TOLERANCE
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,13 @@ def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tm
                 "final_losses.csv", "final_losses.md", "summary.json"}
     assert {p.name for p in run_dir.iterdir()} == expected
     on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert on_disk["chosen_lr"] == summary["chosen_lr"] and on_disk["rule"] == "reference"
+    assert on_disk["rule_pick"] == summary["rule_pick"] and on_disk["rule"] == "reference"
+    rows = on_disk["final_losses"]
+    (recommended,) = [r for r in rows if r["recommended"]]
+    best = min(r["holdout_loss"] for r in rows if r["holdout_loss"] is not None)  # digits has a held-out split
+    assert recommended["lr"] == on_disk["recommended_lr"]
+    assert recommended["holdout_loss"] <= best * (1 + TIE_TOLERANCE)  # the best, or the lower rate of a tie
+    assert on_disk["recommendation"]["measure"] == "holdout_loss" and on_disk["recommendation"]["evidence"]
     assert [row["multiplier"] for row in on_disk["final_losses"]] != []
     assert sorted(round(r["multiplier"], 9) for r in on_disk["final_losses"]) == [0.1, 1.0, 10.0]
     header = (run_dir / "candidate_losses.csv").read_text().splitlines()[0]

@@ -114,7 +114,7 @@ def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, cache_dir):
 def test_select_lr_gives_the_reference_candidates(sweep):
     selection = select_lr.fn(sweep, CandidatePlan())
     assert isinstance(selection, Selection) and selection.suggestion.ok
-    pick = selection.chosen_lr
+    pick = selection.pick_lr
     assert selection.candidates == pytest.approx((pick, 10 * pick, pick / 10))
     explicit = select_lr.fn(sweep, CandidatePlan(candidate_rates=(0.05, 0.2)))
     assert explicit.candidates == (0.05, 0.2)
@@ -140,7 +140,7 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
             "final_losses.md", "summary.json"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
-    assert json.loads((Path(run_dir) / "summary.json").read_text())["chosen_lr"] == selection.chosen_lr
+    assert json.loads((Path(run_dir) / "summary.json").read_text())["rule_pick"] == selection.pick_lr
     assert [row["rank"] for row in summary["final_losses"]] == [1, 2, 3]
     from prefect.artifacts import Artifact
 

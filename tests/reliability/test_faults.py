@@ -83,7 +83,7 @@ def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tm
     assert run_dirs[0] != run_dirs[1] and {p.parent for p in run_dirs} == {tmp_path.resolve()}
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
     assert summaries[0]["run_dir"] != summaries[1]["run_dir"]
-    assert summaries[0]["chosen_lr"] == summaries[1]["chosen_lr"]  # same parameters, same answer
+    assert summaries[0]["recommended_lr"] == summaries[1]["recommended_lr"]  # same parameters, same answer
     for d in run_dirs:  # nothing of one run in the other's folder, nothing half-written anywhere
         assert {p.name for p in d.iterdir()} >= {"summary.json", "final_losses.csv", "sweep.png", "init.params"}
     assert not [p for p in tmp_path.rglob("*.tmp")]
