@@ -95,8 +95,51 @@ def select(result: SweepResult, plan: CandidatePlan | None = None) -> Selection:
     pick = suggest(result, plan.rule)
     if plan.candidate_rates is not None:
         return Selection(plan.rule, pick, plan.candidate_rates, None)
-    candidates = tuple(pick.lr * m for m in plan.candidate_multipliers) if pick.ok else ()
-    return Selection(plan.rule, pick, candidates, plan.candidate_multipliers)
+    multipliers = plan.candidate_multipliers if plan.plan == "reference" else refine_multipliers(plan)
+    candidates = tuple(pick.lr * m for m in multipliers) if pick.ok else ()
+    return Selection(plan.rule, pick, candidates, multipliers)
+
+
+def refine_multipliers(plan: CandidatePlan) -> tuple[float, ...]:
+    """The refine plan's first rung, as multiples of the pick: ``refine_rates`` log-spaced
+    from 1 / ``refine_span`` to ``refine_span`` (with 9 and 10, the pick and every
+    quarter decade from a tenth of it to ten times it).
+
+    >>> [round(m, 3) for m in refine_multipliers(CandidatePlan(plan="refine", refine_rates=5))]
+    [0.1, 0.316, 1.0, 3.162, 10.0]
+    """
+    n, span = plan.refine_rates, math.log10(plan.refine_span)
+    return tuple(10 ** (span * (2 * i / (n - 1) - 1)) for i in range(n))
+
+
+def continued(previous: CandidateResult | None, segment: CandidateResult) -> CandidateResult:
+    """A candidate's result after one more rung: ``segment`` trained on from ``previous``
+    (its losses appended; final loss, held-out figures from the segment's end)."""
+    if previous is None:
+        return segment
+    losses = previous.losses + segment.losses
+    tail = losses[-segment.last_k:]
+    diverged = segment.diverged
+    return CandidateResult(
+        lr=segment.lr, iterations=previous.iterations + segment.iterations, losses=losses,
+        final_loss=segment.final_loss, last_k=segment.last_k,
+        mean_last_k=math.nan if diverged else sum(tail) / len(tail), holdout_loss=segment.holdout_loss,
+        holdout_accuracy=segment.holdout_accuracy, seconds=round(previous.seconds + segment.seconds, 3),
+    )
+
+
+def survivors(candidates: Sequence[CandidateResult], keep: int) -> list[float]:
+    """The rates of the ``keep`` best candidates by the deciding measure (diverged ones never
+    survive), in the order they were given."""
+    measure = deciding_measure(candidates)
+    ranked = sorted((c for c in candidates if _score(c, measure) < math.inf), key=lambda c: (_score(c, measure), c.lr))
+    kept = {c.lr for c in ranked[:keep]}
+    return [c.lr for c in candidates if c.lr in kept]
+
+
+def _score(c: CandidateResult, measure: str | None) -> float:
+    value = getattr(c, measure or MEASURES[1])
+    return math.inf if c.diverged or value is None or not math.isfinite(value) else value
 
 
 @dataclass(frozen=True)
@@ -177,22 +220,18 @@ def _evidence(selection: Selection, candidates: Sequence[CandidateResult], measu
 
 def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult],
                      recommendation: Recommendation | None = None) -> list[dict]:
-    """One row per candidate, ranked by the deciding measure (:func:`deciding_measure`;
-    diverged candidates last), marking the rule's pick and the recommended rate."""
+    """One row per candidate: those trained longest first (the refine plan stops some
+    early), then by the deciding measure (diverged candidates last); marking the rule's
+    pick and the recommended rate."""
     recommendation = recommendation or recommend(selection, candidates)
-    measure = recommendation.measure or MEASURES[1]
-
-    def score(c: CandidateResult) -> float:
-        value = getattr(c, measure)
-        return math.inf if c.diverged or value is None or not math.isfinite(value) else value
-
+    order = sorted(candidates, key=lambda c: (-c.iterations, _score(c, recommendation.measure), c.lr))
     rows = []
-    for rank, c in enumerate(sorted(candidates, key=lambda c: (score(c), c.lr)), start=1):
+    for rank, c in enumerate(order, start=1):
         rows.append({
             "rank": rank, "lr": c.lr, "multiplier": c.lr / selection.pick_lr if selection.pick_lr else None,
-            "final_loss": c.final_loss, "mean_last_k": c.mean_last_k, "holdout_loss": c.holdout_loss,
-            "holdout_accuracy": c.holdout_accuracy, "rule_pick": _same(c.lr, selection.pick_lr),
-            "recommended": _same(c.lr, recommendation.lr),
+            "iterations": c.iterations, "final_loss": c.final_loss, "mean_last_k": c.mean_last_k,
+            "holdout_loss": c.holdout_loss, "holdout_accuracy": c.holdout_accuracy,
+            "rule_pick": _same(c.lr, selection.pick_lr), "recommended": _same(c.lr, recommendation.lr),
         })
     return rows
 

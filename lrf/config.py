@@ -245,6 +245,10 @@ class SweepConfig:
 
 RULE_NAMES = ("reference", "steepest", "valley", "minimum")  # the registry is lrf.rules.RULES
 REFERENCE_MULTIPLIERS = (1.0, 10.0, 0.1)  # the pick, ten times it, a tenth of it (SPEC §7)
+PLANS = ("reference", "refine")
+# The refine plan spends at most this many times `iterations` in all: what the reference
+# check spends on its three candidates.
+REFINE_BUDGET = 3
 
 
 @dataclass(frozen=True)
@@ -255,8 +259,18 @@ class CandidatePlan:
         rule: suggestion rule name ("reference"; see :mod:`lrf.rules`).
         candidate_multipliers: candidates = pick x each (1, 10, 0.1: SPEC §7).
         candidate_rates: explicit rates instead of multipliers (None).
-        iterations: training iterations per candidate (500, SPEC §7).
+        iterations: training iterations per candidate (500, SPEC §7); with the refine
+            plan, those of the candidates that reach the last rung.
         last_k: also rank by the mean loss of the last ``last_k`` iterations (20).
+        plan: "reference" (train every candidate ``iterations``: SPEC §7) or "refine"
+            (successive halving over ``refine_rates`` log-spaced rates from pick /
+            ``refine_span`` to pick x ``refine_span``: the weaker half stops at each
+            rung, the others continue from their saved state; at most
+            :data:`REFINE_BUDGET` x ``iterations`` in all, as the reference check).
+        refine_rates: rates of the refine plan's first rung (9).
+        refine_span: the refine plan's range, pick / span to pick x span (10: a decade
+            each way, the reference candidates' range).
+        rungs: rungs of the refine plan; each keeps the better half (3).
 
     Raises:
         ValueError/TypeError at construction, naming the field and the value.
@@ -267,9 +281,17 @@ class CandidatePlan:
     candidate_rates: tuple[float, ...] | None = None
     iterations: int = 500
     last_k: int = 20
+    plan: str = "reference"
+    refine_rates: int = 9
+    refine_span: float = 10.0
+    rungs: int = 3
 
     def __post_init__(self) -> None:
         one_of("rule", self.rule, RULE_NAMES)
+        one_of("plan", self.plan, PLANS)
+        positive_int("refine_rates", self.refine_rates, minimum=2)
+        greater_than("refine_span", self.refine_span, 1.0)
+        positive_int("rungs", self.rungs)
         if self.candidate_rates is not None:
             object.__setattr__(self, "candidate_rates", validate_rates("candidate_rates", self.candidate_rates))
         else:
@@ -277,6 +299,42 @@ class CandidatePlan:
             object.__setattr__(self, "candidate_multipliers", multipliers)
         positive_int("iterations", self.iterations)
         positive_int("last_k", self.last_k)
+        if self.plan == "refine":
+            self.rung_schedule(self.refine_rates if self.candidate_rates is None else len(self.candidate_rates))
+
+    def rung_schedule(self, num_rates: int) -> list[tuple[int, int, int]]:
+        """``(candidates, start, end)`` per rung for ``num_rates`` first-rung candidates: how
+        many train in the rung, from which iteration to which.
+
+        The reference plan is one rung: every candidate from 0 to ``iterations``. The refine
+        plan halves the candidates at each rung (rounding down) and ends its last rung at
+        ``iterations``; earlier rungs end at ``f x 2**r x iterations`` with the largest
+        ``f`` that keeps the total within :data:`REFINE_BUDGET` x ``iterations``.
+
+        >>> CandidatePlan(plan="refine").rung_schedule(9)
+        [(9, 0, 55), (4, 55, 111), (2, 111, 500)]
+
+        Raises:
+            ValueError: the rungs cannot fit the budget (too many rates survive to the
+                last rung, or a rung would train for less than one iteration).
+        """
+        if self.plan == "reference":
+            return [(num_rates, 0, self.iterations)]
+        counts = [num_rates // 2**r for r in range(self.rungs)]
+        if counts[-1] < 1 or counts[-1] >= REFINE_BUDGET:
+            raise ValueError(
+                f"refine_rates={num_rates!r} over rungs={self.rungs!r} leaves {counts[-1]} rate(s) for the last "
+                f"rung; it needs 1 or 2 to stay within {REFINE_BUDGET} x iterations: change refine_rates or rungs"
+            )
+        spread = sum(2**r * (counts[r] - counts[r + 1]) for r in range(self.rungs - 1))
+        fraction = (REFINE_BUDGET - counts[-1]) / spread if spread else 0.0
+        ends = [math.floor(fraction * 2**r * self.iterations) for r in range(self.rungs - 1)] + [self.iterations]
+        if any(end <= start for start, end in zip([0, *ends[:-1]], ends)):
+            raise ValueError(
+                f"rungs={self.rungs!r} with refine_rates={num_rates!r} leave an empty rung "
+                f"at iterations={self.iterations!r}: fewer rungs or more iterations"
+            )
+        return [(count, start, end) for count, start, end in zip(counts, [0, *ends[:-1]], ends)]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

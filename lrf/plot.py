@@ -90,6 +90,7 @@ def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recom
     if ax is None:
         ax = Figure(figsize=(7, 4.5), dpi=100).add_subplot()
     firsts, lowest = [], math.inf
+    longest = max((c.iterations for c in candidates), default=0)
     for colour, c in zip(MARKER_COLOURS + ("tab:blue", "tab:olive", "tab:cyan"), sorted(candidates, key=lambda c: c.lr)):
         losses = np.asarray(c.losses, dtype=float)
         steps = np.arange(1, len(losses) + 1)
@@ -98,10 +99,14 @@ def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recom
         label = f"lr {c.lr:.3g}" + (" (pick)" if pick_lr is not None and math.isclose(c.lr, pick_lr) else "")
         label += " (recommended)" if recommended_lr is not None and math.isclose(c.lr, recommended_lr) else ""
         label += " (diverged)" if c.diverged else ""
+        stopped = not c.diverged and c.iterations < longest  # a refine rung left it behind
+        label += f" (stopped at {c.iterations})" if stopped else ""
         ax.plot(steps, losses, color=colour, alpha=0.25 if len(losses) > window else 1.0, linewidth=0.8,
                 label=label if c.diverged else None)
         if not c.diverged:
             ax.plot(steps[window - 1:], smooth, color=colour, linewidth=1.6, label=label)
+            if stopped:
+                ax.plot(steps[-1], smooth[-1], marker="x", color=colour, markersize=8)
         finite = losses[np.isfinite(losses) & (losses > 0)]
         if finite.size:
             firsts.append(finite[0])

@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 from lrf import _io
 from lrf.candidates import MEASURE_LABELS, CandidateResult, Selection, final_loss_table, recommend
-from lrf.config import CandidatePlan
+from lrf.config import REFERENCE_MULTIPLIERS, CandidatePlan
 from lrf.result import SweepResult
 from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
-TABLE_COLUMNS = ("rank", "lr", "multiplier", "final_loss", "mean_last_k", "holdout_loss", "holdout_accuracy",
-                 "rule_pick", "recommended")
+TABLE_COLUMNS = ("rank", "lr", "multiplier", "iterations", "final_loss", "mean_last_k", "holdout_loss",
+                 "holdout_accuracy", "rule_pick", "recommended")
 
 
 def candidate_losses_csv(candidates: Sequence[CandidateResult]) -> str:
@@ -43,13 +43,16 @@ def write_report(
     selection: Selection,
     plan: CandidatePlan,
     execution: dict[str, Any] | None = None,
-    candidates: Sequence[CandidateResult],
+    rungs: Sequence[Sequence[CandidateResult]],
 ) -> dict[str, Any]:
     """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
 
+    ``rungs`` holds, per rung, the results of the candidates that trained in it (each up to
+    the rung's end); the reference plan has one. The recommendation comes from the last.
+
     Files: init.params (a link to ``init_params``), sweep.csv, sweep.png (pick and
     candidates marked), candidate_losses.csv, candidates.png, final_losses.csv,
-    final_losses.md, summary.json (last).
+    final_losses.md (a table per rung when there are several), summary.json (last).
     """
     from lrf.plot import plot_candidates, plot_sweep
 
@@ -62,7 +65,8 @@ def write_report(
     others = [c for c in selection.candidates if selection.pick_lr is None or not math.isclose(c, selection.pick_lr)]
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
 
-    recommendation = recommend(selection, candidates)
+    candidates = latest_results(rungs)
+    recommendation = recommend(selection, rungs[-1] if rungs else [])
     rows = final_loss_table(selection, candidates, recommendation)
     if candidates:
         files.update(candidate_losses="candidate_losses.csv", candidates_plot="candidates.png",
@@ -71,8 +75,7 @@ def write_report(
         plot_candidates(candidates, pick_lr=selection.pick_lr, recommended_lr=recommendation.lr,
                         path=run_dir / files["candidates_plot"])
         _io.write_text(run_dir / files["final_losses_csv"], table_csv(rows))
-        _io.write_text(run_dir / files["final_losses_md"],
-                       table_markdown(rows, plan.last_k, recommendation.measure))
+        _io.write_text(run_dir / files["final_losses_md"], rungs_markdown(selection, rungs, plan, recommendation))
 
     summary = {
         "format": SUMMARY_FORMAT,
@@ -89,20 +92,55 @@ def write_report(
         "suggestion": selection.suggestion.to_dict(),
         "candidates": list(selection.candidates),
         "final_losses": rows,
+        "rungs": [{"end": rung[0].iterations, "rates": [c.lr for c in rung]} for rung in rungs if rung],
+        "compute": compute(result, rungs, plan),
         "files": files,
     }
     _io.write_text(run_dir / COMPLETE_MARKER, _io.to_json(summary))
     return summary
 
 
+def latest_results(rungs: Sequence[Sequence[CandidateResult]]) -> list[CandidateResult]:
+    """Each candidate's result at the last rung it trained in, in first-rung order."""
+    latest: dict[float, CandidateResult] = {}
+    for rung in rungs:
+        latest.update((c.lr, c) for c in rung)
+    return list(latest.values())
+
+
+def compute(result: SweepResult, rungs: Sequence[Sequence[CandidateResult]], plan: CandidatePlan) -> dict:
+    """Training iterations the run spent: the sweep's, the candidates' (every rung's), and
+    the candidates' as a fraction of the reference check's (3 x ``iterations``)."""
+    spent = sum(len(c.losses) for c in latest_results(rungs))
+    reference = len(REFERENCE_MULTIPLIERS) * plan.iterations
+    return {"sweep_iterations": len(result), "candidate_iterations": spent,
+            "reference_check_iterations": reference, "of_reference_check": round(spent / reference, 4)}
+
+
+def rungs_markdown(selection: Selection, rungs: Sequence[Sequence[CandidateResult]], plan: CandidatePlan,
+                   recommendation) -> str:
+    """The final-loss table, and before it one table per rung when the plan has several."""
+    parts = []
+    if len(rungs) > 1:
+        for number, rung in enumerate(rungs, start=1):
+            rows = final_loss_table(selection, rung, recommendation)
+            parts.append(f"### Rung {number}: {len(rung)} candidates to iteration {rung[0].iterations}\n\n"
+                         + table_markdown(rows, plan.last_k, recommendation.measure))
+        parts.append("### All candidates, where they stopped\n")
+    parts.append(table_markdown(final_loss_table(selection, latest_results(rungs), recommendation), plan.last_k,
+                                recommendation.measure))
+    return "\n".join(parts)
+
+
 def table_markdown(rows: Sequence[dict], k: int, measure: str | None = None) -> str:
     """The final-loss table as GitHub Markdown, ranked by ``measure`` (named under it)."""
-    header = f"| rank | lr | x pick | final loss | mean last {k} | held-out loss | held-out accuracy | |"
-    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|:--|"]
+    header = f"| rank | lr | x pick | iterations | final loss | mean last {k} | held-out loss | held-out accuracy | |"
+    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|:--|"]
     for r in rows:
         marks = ["**recommended**" if r["recommended"] else "", "rule's pick" if r["rule_pick"] else ""]
         cells = [
-            str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:.3g}"), _fmt(r["final_loss"]),
+            str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:.3g}"), str(r["iterations"]),
+            _fmt(r["final_loss"]),
             _fmt(r["mean_last_k"]), _fmt(r["holdout_loss"]), _fmt(r["holdout_accuracy"], "{:.2%}"),
             ", ".join(m for m in marks if m),
         ]

@@ -1,21 +1,23 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from lrf.candidates import CandidateResult, Selection
 from lrf.config import CandidatePlan, Setup
 from lrf.execution import Execution
-from lrf.report import table_markdown, write_report
+from lrf.report import write_report
 from lrf.result import SweepResult
 
 
 @task(name="report")
 def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, selection: Selection,
-           plan: CandidatePlan, execution: Execution, candidates: list[CandidateResult]) -> dict:
+           plan: CandidatePlan, execution: Execution, rungs: list[list[CandidateResult]]) -> dict:
     """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
     summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, result=result,
-                           selection=selection, plan=plan, execution=execution.__dict__, candidates=candidates)
+                           selection=selection, plan=plan, execution=execution.__dict__, rungs=rungs)
     rows = summary["final_losses"]
     recommendation = summary["recommendation"]
     if rows:
@@ -32,8 +34,10 @@ def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, se
         f"- evidence: {recommendation['evidence']}",
         f"- sweep: {len(result)} iterations, stopped: {result.stop_reason.value}",
         f"- rule `{selection.rule}` picked: " + (f"{pick.lr:.4g} ({pick.reason})" if pick.ok else pick.reason),
+        f"- candidates: {summary['compute']['candidate_iterations']} training iterations, "
+        f"{summary['compute']['of_reference_check']:.0%} of the reference check's",
         "",
-        table_markdown(rows, plan.last_k, recommendation["measure"]) if rows else "",
+        (Path(run_dir) / summary["files"]["final_losses_md"]).read_text(encoding="utf-8") if rows else "",
         "## Files",
         "",
         *(f"- {name}: `{run_dir}/{file}`" for name, file in summary["files"].items()),

@@ -10,13 +10,20 @@ from lrf.gluon import jobs
 from lrf.runs import work_key
 
 
-@task(name="train-candidate", retries=1, retry_delay_seconds=5, task_run_name="train-candidate-lr-{lr:.4g}")
+@task(name="train-candidate", retries=1, retry_delay_seconds=5,
+      task_run_name="train-candidate-lr-{lr:.4g}-to-{end}")
 def train_candidate(setup: Setup, init_params: str, lr: float, plan: CandidatePlan, threads: int | None,
-                    cache_dir: str) -> CandidateResult:
-    """Train one candidate rate from the initial parameters, in a process of its own with
-    ``threads`` OpenMP threads (None: MXNet's default); a training already in the cache
-    is reused."""
-    key = work_key("candidate", setup.cache_fields(), Path(init_params).name, lr, plan.iterations, plan.last_k)
-    return jobs.candidate_job(setup, init_params, lr, Path(cache_dir) / f"candidate-{key}.json",
-                              iterations=plan.iterations, last_k=plan.last_k, threads=threads,
-                              report=get_run_logger().info)
+                    cache_dir: str, start: int = 0, end: int | None = None,
+                    resume_from: str | None = None) -> tuple[CandidateResult, str | None]:
+    """Train one candidate rate from the initial parameters (or go on from ``resume_from``,
+    its state at iteration ``start``) to iteration ``end`` (default ``plan.iterations``),
+    in a process of its own with ``threads`` OpenMP threads (None: MXNet's default).
+    Returns the result and, for a training that may go on, its saved state; a training
+    already in the cache is reused."""
+    end = plan.iterations if end is None else end
+    key = work_key("candidate", setup.cache_fields(), Path(init_params).name, lr, start, end, plan.last_k)
+    state = Path(cache_dir) / f"state-{key}.params" if end < plan.iterations else None
+    result = jobs.candidate_job(setup, init_params, lr, Path(cache_dir) / f"candidate-{key}.json",
+                                iterations=end - start, last_k=plan.last_k, threads=threads, start=start,
+                                resume_from=resume_from, state_out=state, report=get_run_logger().info)
+    return result, None if state is None or not state.is_file() else str(state)

@@ -103,7 +103,7 @@ def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, D
 
 
 def make_batch_loader(
-    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = Setup.seed
+    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = Setup.seed, start: int = 0
 ) -> DataLoader:
     """An endless loader of shuffled batches of exactly ``batch_size`` (SPEC §3).
 
@@ -117,6 +117,9 @@ def make_batch_loader(
         num_workers: loader processes; ``None`` (default) means one per CPU
             core, ``0`` loads in the calling process.
         seed: seed of the batch order (default 42).
+        start: begin with batch number ``start`` of that order (0): a training that goes
+            on from a saved state sees the batches it would have seen had it never
+            stopped. Skipped batches are drawn as indices only; no data is loaded.
 
     Raises:
         TypeError / ValueError: invalid ``batch_size``, ``num_workers`` or
@@ -143,7 +146,25 @@ def make_batch_loader(
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got num_workers={num_workers!r}")
     batch_sampler = ContinuousBatchSampler(SeededRandomSampler(size, seed), batch_size)
+    if start:
+        batch_sampler = _Skipping(batch_sampler, start)
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(num_workers))
+
+
+class _Skipping:
+    """An endless batch sampler that starts ``start`` batches into ``inner``'s sequence."""
+
+    def __init__(self, inner: ContinuousBatchSampler, start: int):
+        self._inner, self._start = inner, int(start)
+
+    def __iter__(self):
+        batches = iter(self._inner)
+        for _ in range(self._start):
+            next(batches)
+        return batches
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:

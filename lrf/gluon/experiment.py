@@ -43,8 +43,9 @@ def _network(setup: Setup, info: gdata.DatasetInfo, init_params: str | os.PathLi
     return net, ctx
 
 
-def open_learner(setup: Setup, init_params: str | os.PathLike | None = None) -> GluonLearner:
+def open_learner(setup: Setup, init_params: str | os.PathLike | None = None, *, start: int = 0) -> GluonLearner:
     """A learner over ``setup`` with its endless loader; close it (or use ``with``).
+    ``start`` skips that many batches of the seeded order (see :func:`lrf.gluon.data.make_batch_loader`).
 
     ``learner.info`` describes the data (classes, shapes, split sizes). The loader,
     which forks its worker processes at once, is made before the network: forking
@@ -52,7 +53,7 @@ def open_learner(setup: Setup, init_params: str | os.PathLike | None = None) -> 
     keeps the workers clear of locks held by threads that do not survive a fork.
     """
     dataset, info = gdata.load_dataset(setup.source, "train")
-    loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.workers, seed=setup.seed)
+    loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.workers, seed=setup.seed, start=start)
     try:
         net, ctx = _network(setup, info, init_params)
         return GluonLearner(net, loader, ctx, info=info)
@@ -80,9 +81,17 @@ def train_at_rate(
     iterations: int = CandidatePlan.iterations,
     last_k: int = CandidatePlan.last_k,
     report: Callable[[str], None] = log.info,
+    *,
+    start: int = 0,
+    resume_from: str | os.PathLike | None = None,
+    state_out: str | os.PathLike | None = None,
 ) -> CandidateResult:
     """Check one candidate rate (SPEC §7): train ``iterations`` batches at the constant rate
     ``lr`` from ``init_params`` and evaluate on the held-out split, if the data has one.
+
+    A training can stop and go on later (the refine plan's rungs): ``state_out`` saves
+    parameters and trainer state at the end; ``resume_from`` (with ``start``, the
+    iterations done so far) goes on from such a state, on the batches that follow.
 
     Args:
         setup: data, model, device, batch size and seed (the seed fixes the batch order:
@@ -92,18 +101,29 @@ def train_at_rate(
         iterations: batches to train (500, SPEC §7).
         last_k: also report the mean loss of the last ``last_k`` iterations (20).
         report: where the progress lines go (every :data:`LOG_EVERY` iterations).
+        start, resume_from, state_out: see above (0, None, None).
+
+    Returns:
+        the result of these ``iterations`` (``iterations`` counts them, not ``start``).
     """
+    if (start > 0) != (resume_from is not None):
+        raise ValueError(f"start and resume_from go together, got start={start!r}, resume_from={resume_from!r}")
     started = time.perf_counter()
     losses: list[float] = []
-    with open_learner(setup, init_params) as learner:
-        for step in range(iterations):
+    end = start + iterations
+    with open_learner(setup, init_params, start=start) as learner:
+        if resume_from is not None:
+            learner.load_state(resume_from)
+        for step in range(start, end):
             loss = learner.iteration(lr)
             losses.append(loss)
             if not math.isfinite(loss):
                 report(f"lr={lr:.4g}: loss {loss} at iteration {step + 1}: diverged, stopping")
                 break
-            if (step + 1) % LOG_EVERY == 0 or step + 1 == iterations:
-                report(f"lr={lr:.4g}: iteration {step + 1}/{iterations} loss {loss:.4f}")
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == end:
+                report(f"lr={lr:.4g}: iteration {step + 1}/{end} loss {loss:.4f}")
+        if state_out is not None and math.isfinite(losses[-1]):
+            learner.save_state(state_out)
         holdout_loss = holdout_accuracy = None
         if learner.info.num_holdout and math.isfinite(losses[-1]):
             holdout, _ = gdata.load_dataset(setup.source, "holdout")

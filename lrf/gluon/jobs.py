@@ -54,14 +54,19 @@ def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike,
 
 def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
                   iterations: int = CandidatePlan.iterations, last_k: int = CandidatePlan.last_k,
-                  threads: int | None = None, report: Report = log.info) -> CandidateResult:
+                  threads: int | None = None, start: int = 0, resume_from: str | os.PathLike | None = None,
+                  state_out: str | os.PathLike | None = None, report: Report = log.info) -> CandidateResult:
     """Train one candidate rate; the result is also saved to ``out`` (JSON).
 
     ``threads`` caps MXNet's OpenMP threads in the child (see
-    :func:`lrf.execution.threads_per_job`); None keeps MXNet's default.
+    :func:`lrf.execution.threads_per_job`); None keeps MXNet's default. ``start``,
+    ``resume_from`` and ``state_out`` go on from, and save, a training's state (see
+    :func:`lrf.gluon.experiment.train_at_rate`); the state is written before ``out``.
     """
     args = {"setup": setup.to_dict(), "init_params": str(init_params), "lr": lr,
-            "iterations": iterations, "last_k": last_k}
+            "iterations": iterations, "last_k": last_k, "start": start,
+            "resume_from": None if resume_from is None else str(resume_from),
+            "state_out": None if state_out is None else str(state_out)}
     _run("candidate", args, out, threads=threads, report=report)
     return CandidateResult.from_json(Path(out).read_text(encoding="utf-8"))
 
@@ -148,7 +153,8 @@ def _child_candidate(args: dict, out: str) -> None:
     from lrf.gluon.experiment import train_at_rate
 
     result = train_at_rate(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"],
-                           args["last_k"], report=_say)
+                           args["last_k"], report=_say, start=args["start"], resume_from=args["resume_from"],
+                           state_out=args["state_out"])
     _io.write_text(out, result.to_json())
 
 

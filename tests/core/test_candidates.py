@@ -4,7 +4,7 @@ import math
 import pytest
 
 from lrf import StopReason, SweepConfig, SweepResult
-from lrf.candidates import CandidateResult, final_loss_table, recommend, select
+from lrf.candidates import CandidateResult, continued, final_loss_table, recommend, refine_multipliers, select, survivors
 from lrf.config import CandidatePlan
 from lrf.execution import Execution
 from lrf.report import table_csv, table_markdown
@@ -82,7 +82,7 @@ def test_table_ranks_by_mean_of_last_k_and_puts_divergence_last():
     assert [r["multiplier"] for r in rows] == pytest.approx([1, 0.1, 10])
     assert rows[0]["rule_pick"] and rows[0]["recommended"] and not rows[1]["rule_pick"]
     assert "diverged" in table_markdown(rows, 2)
-    assert table_csv(rows).splitlines()[0] == ("rank,lr,multiplier,final_loss,mean_last_k,holdout_loss,"
+    assert table_csv(rows).splitlines()[0] == ("rank,lr,multiplier,iterations,final_loss,mean_last_k,holdout_loss,"
                                               "holdout_accuracy,rule_pick,recommended")
 
 
@@ -139,3 +139,53 @@ def test_candidate_result_json_round_trip_with_divergence():
     json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
     back = CandidateResult.from_json(text)
     assert back.losses == (2.3, math.inf) and math.isnan(back.final_loss) and back.diverged
+
+
+def test_refine_plan_spans_a_decade_each_way_at_quarter_decades():
+    plan = CandidatePlan(plan="refine")
+    multipliers = refine_multipliers(plan)
+    assert len(multipliers) == 9 and multipliers[0] == pytest.approx(0.1) and multipliers[-1] == pytest.approx(10)
+    assert multipliers[4] == pytest.approx(1.0)  # the pick itself is a candidate
+    selection = select(synthetic(), plan)
+    assert selection.candidates == pytest.approx(tuple(selection.pick_lr * m for m in multipliers))
+
+
+@pytest.mark.parametrize("rates, rungs, iterations", [(9, 3, 500), (4, 2, 500), (16, 4, 1000), (9, 3, 40), (5, 2, 100)])
+def test_rungs_halve_the_candidates_and_stay_within_the_reference_budget(rates, rungs, iterations):
+    plan = CandidatePlan(plan="refine", refine_rates=rates, rungs=rungs, iterations=iterations)
+    schedule = plan.rung_schedule(rates)
+    assert [count for count, _, _ in schedule] == [rates // 2**r for r in range(rungs)]
+    assert schedule[0][1] == 0 and schedule[-1][2] == iterations
+    assert all(prev[2] == nxt[1] for prev, nxt in zip(schedule, schedule[1:]))  # survivors go on where they stopped
+    spent = sum(count * (end - start) for count, start, end in schedule)
+    assert spent <= 3 * iterations
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"plan": "grid"}, "plan='grid'"),
+    ({"plan": "refine", "rungs": 1}, "rungs=1"),
+    ({"plan": "refine", "refine_rates": 2}, "refine_rates=2"),
+    ({"plan": "refine", "iterations": 3}, "iterations=3"),
+    ({"refine_rates": 1}, "refine_rates=1"),
+    ({"refine_span": 1.0}, "refine_span=1.0"),
+    ({"rungs": 0}, "rungs=0"),
+])
+def test_bad_refine_plans_name_parameter_and_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CandidatePlan(**kwargs)
+
+
+def test_survivors_are_the_better_half_and_never_diverged():
+    scored = [candidate(0.01, 0.5, 0.5, holdout=0.9), candidate(0.02, 0.5, 0.5, holdout=0.7),
+              candidate(0.04, math.nan, math.nan), candidate(0.08, 0.5, 0.5, holdout=0.8)]
+    assert survivors(scored, 2) == [0.02, 0.08]
+    assert survivors(scored, 5) == [0.01, 0.02, 0.08]
+
+
+def test_a_continued_candidate_appends_its_losses():
+    first = CandidateResult(0.1, 3, (2.0, 1.5, 1.2), 1.2, 2, 1.35, 1.3, 0.5, 1.0)
+    second = CandidateResult(0.1, 2, (1.0, 0.8), 0.8, 2, 0.9, 0.95, 0.7, 0.5)
+    both = continued(first, second)
+    assert both.iterations == 5 and both.losses == (2.0, 1.5, 1.2, 1.0, 0.8)
+    assert both.mean_last_k == pytest.approx(0.9) and both.holdout_loss == 0.95 and both.seconds == 1.5
+    assert continued(None, first) is first

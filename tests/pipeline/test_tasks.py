@@ -121,7 +121,8 @@ def test_select_lr_gives_the_reference_candidates(sweep):
 
 
 def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params):
-    result = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), 1, cache_dir)
+    result, state = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), 1, cache_dir)
+    assert state is None  # trained to the end: nothing goes on from here
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
     assert result.holdout_loss > 0 and 0 <= result.holdout_accuracy <= 1
     saved = [json.loads(p.read_text()) for p in Path(cache_dir).glob("candidate-*.json")]
@@ -134,18 +135,30 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
 
     plan = CandidatePlan(iterations=20, last_k=5)
     selection = select_lr.fn(sweep, plan)
-    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, 1, cache_dir) for lr in selection.candidates]
-    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, Execution(), candidates)
+    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, 1, cache_dir)[0] for lr in selection.candidates]
+    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, Execution(), [candidates])
     files = {p.name for p in Path(run_dir).iterdir()}
     assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
             "final_losses.md", "summary.json"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
-    assert json.loads((Path(run_dir) / "summary.json").read_text())["rule_pick"] == selection.pick_lr
+    on_disk = json.loads((Path(run_dir) / "summary.json").read_text())
+    assert on_disk["rule_pick"] == selection.pick_lr and on_disk["recommended_lr"] in selection.candidates
+    assert on_disk["compute"]["candidate_iterations"] == 60 and on_disk["compute"]["of_reference_check"] == 1.0
     assert [row["rank"] for row in summary["final_losses"]] == [1, 2, 3]
     from prefect.artifacts import Artifact
 
     assert Artifact.get("lr-finder-final-losses") is not None
     assert str(run_dir) in Artifact.get("lr-finder-report").data
+
+
+def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params):
+    plan = CandidatePlan(iterations=30, last_k=5)
+    whole, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir)
+    first, state = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir, 0, 12)
+    assert state is not None and Path(state).is_file()
+    rest, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir, 12, 30, state)
+    assert first.losses + rest.losses == pytest.approx(whole.losses, rel=1e-5)  # same batches, same state
+    assert rest.holdout_loss == pytest.approx(whole.holdout_loss, rel=1e-5)
 
 
 def test_setup_is_a_small_picklable_value():
