@@ -143,7 +143,9 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     assert not [f for f in files if f.endswith(".tmp")]
     on_disk = json.loads((Path(run_dir) / "summary.json").read_text())
     assert on_disk["rule_pick"] == selection.pick_lr and on_disk["recommended_lr"] in selection.candidates
-    assert on_disk["compute"]["candidate_iterations"] == 60 and on_disk["compute"]["of_reference_check"] == 1.0
+    spent = sum(len(c.losses) for c in candidates)  # a diverged candidate stops early
+    assert on_disk["compute"]["candidate_iterations"] == spent and spent <= 60
+    assert on_disk["compute"]["of_reference_check"] == pytest.approx(spent / 60, abs=1e-4)
     assert [row["rank"] for row in summary["final_losses"]] == [1, 2, 3]
     from prefect.artifacts import Artifact
 
