@@ -44,3 +44,19 @@ def test_bad_parameter_fails_before_any_folder_is_made(prefect_api, tmp_path):
         lr_finder(candidate_multipliers=(), output_root=str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
 
+
+
+def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api, tmp_path):
+    summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, at_once=2, workers=0,
+                        output_root=str(tmp_path))
+    rungs = summary["rungs"]
+    assert [len(r["rates"]) for r in rungs] <= [4, 2] and len(rungs[0]["rates"]) == 4
+    assert [r["end"] for r in rungs] == [20, 40]  # 4 x 20 + 2 x 20 = 120 = 3 x 40
+    assert set(rungs[1]["rates"]) <= set(rungs[0]["rates"])  # survivors only
+    assert summary["recommended_lr"] in rungs[-1]["rates"]
+    assert summary["compute"]["candidate_iterations"] <= 3 * 40
+    rows = {row["lr"]: row for row in summary["final_losses"]}
+    stopped = set(rungs[0]["rates"]) - set(rungs[1]["rates"])
+    assert all(rows[lr]["iterations"] == 20 for lr in stopped)
+    report = (Path(summary["run_dir"]) / "final_losses.md").read_text()
+    assert "### Rung 1: 4 candidates" in report and "### Rung 2:" in report
