@@ -2,11 +2,12 @@
 
 Every rule reads the same curve: the smoothed losses up to the first non-finite
 one, against log10(lr). Derivatives are taken in log-lr space, on the smoothed
-loss passed once more through a centred moving average over
-:data:`DERIVATIVE_DECADES` of a decade (13 points at the reference multiplier
-1.1): the reference smoothing of 0.3 leaves the curve too noisy to
-differentiate point by point (on a CIFAR-10 ResNet-18 sweep, a 5-point window
-put the steepest descent on the noise of the plateau at 7e-5).
+loss passed once more through a centred moving average over half a decade of
+lr (:data:`DERIVATIVE_DECADES`: 13 points at the reference multiplier 1.1; from
+one point at the low end of a linear sweep to dozens at its top): the reference
+smoothing of 0.3 leaves the curve too noisy to differentiate point by point (on
+a CIFAR-10 ResNet-18 sweep, a 5-point window put the steepest descent on the
+noise of the plateau at 7e-5).
 
 A curve that is too short, or that never falls, gives a :class:`Suggestion` with
 ``lr=None`` and the reason, never an exception and never a made-up number.
@@ -17,18 +18,24 @@ A curve that is too short, or that never falls, gives a :class:`Suggestion` with
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 
 from lrf._validate import one_of
-from lrf.config import CandidatePlan
+from lrf.config import CandidatePlan, SweepConfig
 from lrf.result import SweepResult
 
 MIN_POINTS = 10  # fewer finite points than this is not a curve
 MIN_DROP = 0.02  # the smoothed loss must fall by 2 % of its start to count as falling
-DERIVATIVE_DECADES = 0.5
+# Width in log10(lr) of the moving average under every derivative: half a decade, rounded to
+# the odd number of reference steps closest to it (13 x log10(1.1) = 0.54), so a reference
+# sweep is averaged over exactly the 13 points it always was. A width in decades, not a point
+# count: a linear sweep's points are sparse at its low end and dense at its top.
+_REFERENCE_STEP = math.log10(SweepConfig.lr_multiplier)
+DERIVATIVE_DECADES = (round(0.5 / _REFERENCE_STEP) | 1) * _REFERENCE_STEP
 # The curve "turns" where it first comes within this fraction of its total fall of
 # the smallest smoothed loss: a flat or noisy bottom then turns where it starts,
 # not wherever rounding or noise put the last tiny dip.
@@ -82,11 +89,13 @@ class _Curve:
     smoothed: np.ndarray
     turn: int  # where the curve reaches its bottom (see TURN_TOLERANCE)
 
+    def averaged(self) -> np.ndarray:
+        """The smoothed loss through a centred moving average over DERIVATIVE_DECADES of lr."""
+        return _decade_average(self.log_lrs, self.smoothed, DERIVATIVE_DECADES / 2)
+
     def slope(self) -> np.ndarray:
-        """d(smoothed loss) / d(log10 lr), on the curve passed through a moving average."""
-        spacing = float(np.median(np.diff(self.log_lrs)))
-        window = max(5, int(round(DERIVATIVE_DECADES / spacing)) | 1)  # odd, so it is centred
-        return np.gradient(_moving_average(self.smoothed, window), self.log_lrs)
+        """d(smoothed loss) / d(log10 lr), on the :meth:`averaged` curve."""
+        return np.gradient(self.averaged(), self.log_lrs)
 
     def at(self, rule: str, index: int, reason: str, lr: float | None = None) -> Suggestion:
         rate = float(self.lrs[index]) if lr is None else lr
@@ -210,10 +219,20 @@ def cyclical_range(result: SweepResult, rule: str = DEFAULT_RULE) -> CyclicalRan
     return CyclicalRange(base, pick.lr, f"max_lr from rule {rule!r}; base_lr where the loss starts to fall")
 
 
-def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average that keeps the length (shorter windows at the edges)."""
-    if len(values) < window:
-        return values
-    half = window // 2
-    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
-    return np.convolve(padded, np.ones(window) / window, mode="valid")
+def _decade_average(x: np.ndarray, values: np.ndarray, radius: float) -> np.ndarray:
+    """At each point, the mean of the curve over ``radius`` either side of its ``x``
+    (log10 lr, increasing): a window fixed in decades, whatever the points' spacing.
+
+    The curve is read as a step: each value holds over its point's stretch of ``x`` (half
+    way to each neighbour) and the end values hold beyond the ends, so a window near an end
+    stays as wide and as centred as the others. A plain mean of the points inside the
+    window would jump whenever a point enters or leaves it, and where points are sparse
+    (the low end of a linear sweep) those jumps are larger than the slope being measured;
+    it would also weigh the crowded top of every window of a linear sweep. On the reference
+    schedule (a window of 13 steps, see DERIVATIVE_DECADES) this is exactly the centred
+    13-point moving average, padded with the end values.
+    """
+    knots = np.concatenate([[x[0] - radius], (x[1:] + x[:-1]) / 2, [x[-1] + radius]])
+    # the step curve's integral from the first knot: piecewise linear, so np.interp is exact
+    area = np.concatenate([[0.0], np.cumsum(values * np.diff(knots))])
+    return (np.interp(x + radius, knots, area) - np.interp(x - radius, knots, area)) / (2 * radius)

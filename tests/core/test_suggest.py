@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lrf import RULES, StopReason, SweepConfig, SweepResult, cyclical_range, find, suggest
+from lrf import RULES, StopReason, SweepConfig, SweepResult, cyclical_range, find, schedules, suggest
 from tests.core.quadratic import QuadraticLearner
 
 TURN = 0.1  # where the synthetic curve below has its smallest loss
@@ -16,6 +16,34 @@ def synthetic(n=140, noise=0.0, seed=0):
     loss = 2.3 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + 0.5 * np.exp(6 * (x - math.log10(TURN)))
     loss = loss + noise * np.random.RandomState(seed).randn(n)
     return SweepResult(lrs, loss, loss, StopReason.DIVERGED, SweepConfig())
+
+
+INFLECTION = 0.05  # where fall_then_rise falls fastest per decade of lr
+
+# the schedules lrf offers, each sweeping the same curve over 1e-6 or 1e-4 .. 1
+SCHEDULES = {
+    "exponential": (schedules.exponential(1e-6, 1.1), 146, {}),
+    "exponential_range": (
+        schedules.exponential_range(1e-4, 1.0, 200), 200, {"lr_start": 1e-4, "lr_end": 1.0, "max_iter": 200},
+    ),
+    "linear_range": (
+        schedules.linear_range(1e-4, 1.0, 200), 200,
+        {"lr_start": 1e-4, "lr_end": 1.0, "max_iter": 200, "schedule": "linear"},
+    ),
+}
+
+
+def fall_then_rise(lrs):
+    """A sigmoid fall in log10(lr) centred on INFLECTION, then a rise like lr**6 (turns near 0.23)."""
+    return 2.3 - 1.5 / (1 + np.exp(-4 * np.log10(lrs / INFLECTION))) + 0.5 * (lrs / 0.5) ** 6
+
+
+def swept(schedule, noise=0.0, seed=0):
+    """fall_then_rise recorded by a sweep on one of SCHEDULES (the loss is its own smoothing)."""
+    rate, steps, config = SCHEDULES[schedule]
+    lrs = np.array([rate(step) for step in range(steps)])
+    loss = fall_then_rise(lrs) + noise * np.random.RandomState(seed).randn(steps)
+    return SweepResult(lrs, loss, loss, StopReason.MAX_ITER, SweepConfig(**config))
 
 
 def turn_index(smoothed):
@@ -46,6 +74,21 @@ def test_reference_is_highest_falling_rate_at_most_half_the_turn():
 def test_steepest_is_the_inflection_of_the_fall():
     pick = suggest(synthetic(), "steepest")
     assert pick.lr == pytest.approx(1e-3, rel=0.25)  # the sigmoid's centre
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_steepest_is_the_inflection_on_every_schedule(schedule):
+    # the derivative's window spans half a decade wherever it is: sized in points from the
+    # median spacing, it took 115 of the linear sweep's 200 points and put steepest at 0.20, by the turn
+    pick = suggest(swept(schedule), "steepest")
+    assert pick.lr == pytest.approx(INFLECTION, rel=0.15)
+
+
+def test_steepest_on_a_noisy_linear_sweep():
+    # the dense top of a linear sweep is smoothed over half a decade too, not point by point
+    for seed in range(5):
+        pick = suggest(swept("linear_range", noise=0.02, seed=seed), "steepest")
+        assert pick.lr == pytest.approx(INFLECTION, rel=0.25), seed
 
 
 def test_flat_bottom_turns_where_it_starts():
