@@ -40,6 +40,11 @@ DERIVATIVE_DECADES = (round(0.5 / _REFERENCE_STEP) | 1) * _REFERENCE_STEP
 # the smallest smoothed loss: a flat or noisy bottom then turns where it starts,
 # not wherever rounding or noise put the last tiny dip.
 TURN_TOLERANCE = 0.01
+# cyclical_range: max_lr / base_lr stays in [MIN_CYCLE_RATIO, MAX_CYCLE_RATIO] (Smith 2017, section 3.3),
+# base_lr is where the averaged loss has fallen by FALL_STARTED of its fall for good
+MIN_CYCLE_RATIO = 3.0
+MAX_CYCLE_RATIO = 10.0
+FALL_STARTED = 0.1
 
 
 @dataclass(frozen=True)
@@ -202,21 +207,67 @@ def suggest(result: SweepResult, rule: str = DEFAULT_RULE) -> Suggestion:
 
 
 def cyclical_range(result: SweepResult, rule: str = DEFAULT_RULE) -> CyclicalRange:
-    """Bounds for a cyclical schedule: ``max_lr`` is the rule's pick, ``base_lr`` the
-    rate where the smoothed loss has made a tenth of its total fall (where it
-    "starts to fall"), or ``max_lr / 4`` (Smith's rule of thumb) if that is not lower."""
+    """Bounds for a cyclical schedule (Smith 2017, section 3.3), usable as they stand.
+
+    ``max_lr`` is the rule's pick. ``base_lr`` is where the loss starts to fall, kept
+    between ``max_lr / 10`` and ``max_lr / 3`` (so 3 <= max_lr / base_lr <= 10); the
+    ``reason`` says which bound, if any, applied.
+
+    "Starts to fall" is read on the curve the derivatives are taken from (the smoothed
+    loss averaged over half a decade): the rate from which that curve stays below its
+    plateau by at least a tenth of its fall to the bottom. The last crossing, not the
+    first: plateau noise that dips that far and comes back is not the fall (on the
+    CIFAR-10 reference sweep the smoothed loss's first dip, at 1.1e-6, passed for it).
+
+    Why clamp to [3, 10]: Smith sets base_lr to 1/3 or 1/4 of max_lr by rule of thumb,
+    and bounds closer than 3 make the cycle nearly a constant rate. A real sweep falls
+    over several decades (the CIFAR-10 reference sweep from about 6e-5 to 0.04), so its
+    start is far below any rate worth training at, and a cycle reaching down there
+    spends its low end learning almost nothing; Smith's CIFAR-10 example cycles
+    between 0.001 and 0.006, within a decade.
+
+    Args:
+        result: the sweep.
+        rule: the rule that picks ``max_lr`` (default ``"reference"``, see :data:`RULES`).
+
+    Returns:
+        a :class:`CyclicalRange`; ``base_lr = max_lr = None`` with the rule's reason
+        when the sweep gives no suggestion.
+
+    Raises:
+        ValueError: unknown rule name.
+
+    >>> bounds = cyclical_range(SweepResult.load("docs/cifar10-reference/sweep.csv"), "steepest")  # doctest: +SKIP
+    >>> round(bounds.base_lr, 6), round(bounds.max_lr, 5)   # doctest: +SKIP
+    (0.000941, 0.00941)
+    """
+    one_of("rule", rule, RULES)
     curve = _read_curve(result, rule)
     if isinstance(curve, Suggestion):
         return CyclicalRange(None, None, curve.reason)
     pick = suggest(result, rule)
     if not pick.ok:
         return CyclicalRange(None, None, pick.reason)
-    fallen = curve.smoothed[0] - curve.smoothed[: curve.turn + 1]
-    start = int(np.argmax(fallen >= 0.1 * fallen.max()))
-    base = float(curve.lrs[start])
-    if base >= pick.lr:
-        return CyclicalRange(pick.lr / 4, pick.lr, f"max_lr from rule {rule!r}; base_lr = max_lr / 4")
-    return CyclicalRange(base, pick.lr, f"max_lr from rule {rule!r}; base_lr where the loss starts to fall")
+    start = _fall_start(curve)
+    low, high = pick.lr / MAX_CYCLE_RATIO, pick.lr / MIN_CYCLE_RATIO
+    said = f"max_lr from rule {rule!r}; the loss starts to fall at {start:.3g}"
+    if start < low:
+        bound = f"more than {MAX_CYCLE_RATIO:g}x below max_lr: base_lr = max_lr / {MAX_CYCLE_RATIO:g}"
+        return CyclicalRange(low, pick.lr, f"{said}, {bound} (the upper bound of max_lr / base_lr)")
+    if start > high:
+        bound = f"not {MIN_CYCLE_RATIO:g}x below max_lr: base_lr = max_lr / {MIN_CYCLE_RATIO:g}"
+        return CyclicalRange(high, pick.lr, f"{said}, {bound} (the lower bound of max_lr / base_lr)")
+    ratio = pick.lr / start
+    return CyclicalRange(start, pick.lr, f"{said}: base_lr there, max_lr / base_lr = {ratio:.3g}, within the bounds")
+
+
+def _fall_start(curve: _Curve) -> float:
+    """The rate from which the averaged loss stays FALL_STARTED of its fall below its plateau."""
+    averaged = curve.averaged()[: curve.turn + 1]
+    bottom = int(np.argmin(averaged))
+    top = float(averaged[: bottom + 1].max())
+    still_up = np.flatnonzero(averaged[:bottom] > top - FALL_STARTED * (top - averaged[bottom]))
+    return float(curve.lrs[still_up[-1] + 1 if still_up.size else 0])
 
 
 def _decade_average(x: np.ndarray, values: np.ndarray, radius: float) -> np.ndarray:
