@@ -2,11 +2,12 @@
 
 Every rule reads the same curve: the smoothed losses up to the first non-finite
 one, against log10(lr). Derivatives are taken in log-lr space, on the smoothed
-loss passed once more through a centred moving average over
-:data:`DERIVATIVE_DECADES` of a decade (13 points at the reference multiplier
-1.1): the reference smoothing of 0.3 leaves the curve too noisy to
-differentiate point by point (on a CIFAR-10 ResNet-18 sweep, a 5-point window
-put the steepest descent on the noise of the plateau at 7e-5).
+loss passed once more through a centred moving average over half a decade of
+lr (:data:`DERIVATIVE_DECADES`: 13 points at the reference multiplier 1.1; from
+one point at the low end of a linear sweep to dozens at its top): the reference
+smoothing of 0.3 leaves the curve too noisy to differentiate point by point (on
+a CIFAR-10 ResNet-18 sweep, a 5-point window put the steepest descent on the
+noise of the plateau at 7e-5).
 
 A curve that is too short, or that never falls, gives a :class:`Suggestion` with
 ``lr=None`` and the reason, never an exception and never a made-up number.
@@ -14,22 +15,33 @@ A curve that is too short, or that never falls, gives a :class:`Suggestion` with
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 
 from lrf._validate import one_of
-from lrf.config import CandidatePlan
+from lrf.config import CandidatePlan, SweepConfig
 from lrf.result import SweepResult
 
 MIN_POINTS = 10  # fewer finite points than this is not a curve
 MIN_DROP = 0.02  # the smoothed loss must fall by 2 % of its start to count as falling
-DERIVATIVE_DECADES = 0.5
+# Width in log10(lr) of the moving average under every derivative: half a decade, rounded to
+# the odd number of reference steps closest to it (13 x log10(1.1) = 0.54), so a reference
+# sweep is averaged over exactly the 13 points it always was. A width in decades, not a point
+# count: a linear sweep's points are sparse at its low end and dense at its top.
+_REFERENCE_STEP = math.log10(SweepConfig.lr_multiplier)
+DERIVATIVE_DECADES = (round(0.5 / _REFERENCE_STEP) | 1) * _REFERENCE_STEP
 # The curve "turns" where it first comes within this fraction of its total fall of
 # the smallest smoothed loss: a flat or noisy bottom then turns where it starts,
 # not wherever rounding or noise put the last tiny dip.
 TURN_TOLERANCE = 0.01
+# cyclical_range: max_lr / base_lr stays in [MIN_CYCLE_RATIO, MAX_CYCLE_RATIO] (Smith 2017, section 3.3),
+# base_lr is where the averaged loss has fallen by FALL_STARTED of its fall for good
+MIN_CYCLE_RATIO = 3.0
+MAX_CYCLE_RATIO = 10.0
+FALL_STARTED = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,11 +91,13 @@ class _Curve:
     smoothed: np.ndarray
     turn: int  # where the curve reaches its bottom (see TURN_TOLERANCE)
 
+    def averaged(self) -> np.ndarray:
+        """The smoothed loss through a centred moving average over DERIVATIVE_DECADES of lr."""
+        return _decade_average(self.log_lrs, self.smoothed, DERIVATIVE_DECADES / 2)
+
     def slope(self) -> np.ndarray:
-        """d(smoothed loss) / d(log10 lr), on the curve passed through a moving average."""
-        spacing = float(np.median(np.diff(self.log_lrs)))
-        window = max(5, int(round(DERIVATIVE_DECADES / spacing)) | 1)  # odd, so it is centred
-        return np.gradient(_moving_average(self.smoothed, window), self.log_lrs)
+        """d(smoothed loss) / d(log10 lr), on the :meth:`averaged` curve."""
+        return np.gradient(self.averaged(), self.log_lrs)
 
     def at(self, rule: str, index: int, reason: str, lr: float | None = None) -> Suggestion:
         rate = float(self.lrs[index]) if lr is None else lr
@@ -190,27 +204,83 @@ def suggest(result: SweepResult, rule: str = DEFAULT_RULE) -> Suggestion:
 
 
 def cyclical_range(result: SweepResult, rule: str = DEFAULT_RULE) -> CyclicalRange:
-    """Bounds for a cyclical schedule: ``max_lr`` is the rule's pick, ``base_lr`` the
-    rate where the smoothed loss has made a tenth of its total fall (where it
-    "starts to fall"), or ``max_lr / 4`` (Smith's rule of thumb) if that is not lower."""
+    """Bounds for a cyclical schedule (Smith 2017, section 3.3), usable as they stand.
+
+    ``max_lr`` is the rule's pick. ``base_lr`` is where the loss starts to fall, kept
+    between ``max_lr / 10`` and ``max_lr / 3`` (so 3 <= max_lr / base_lr <= 10); the
+    ``reason`` says which bound, if any, applied.
+
+    "Starts to fall" is read on the curve the derivatives are taken from (the smoothed
+    loss averaged over half a decade): the rate from which that curve stays below its
+    plateau by at least a tenth of its fall to the bottom. The last crossing, not the
+    first: plateau noise that dips that far and comes back is not the fall (on the
+    CIFAR-10 reference sweep the smoothed loss's first dip, at 1.1e-6, passed for it).
+
+    Why clamp to [3, 10]: Smith sets base_lr to 1/3 or 1/4 of max_lr by rule of thumb,
+    and bounds closer than 3 make the cycle nearly a constant rate. A real sweep falls
+    over several decades (the CIFAR-10 reference sweep from about 6e-5 to 0.04), so its
+    start is far below any rate worth training at, and a cycle reaching down there
+    spends its low end learning almost nothing; Smith's CIFAR-10 example cycles
+    between 0.001 and 0.006, within a decade.
+
+    Args:
+        result: the sweep.
+        rule: the rule that picks ``max_lr`` (default ``"reference"``, see :data:`RULES`).
+
+    Returns:
+        a :class:`CyclicalRange`; ``base_lr = max_lr = None`` with the rule's reason
+        when the sweep gives no suggestion.
+
+    Raises:
+        ValueError: unknown rule name.
+
+    >>> bounds = cyclical_range(SweepResult.load("docs/cifar10-reference/sweep.csv"), "steepest")  # doctest: +SKIP
+    >>> round(bounds.base_lr, 6), round(bounds.max_lr, 5)   # doctest: +SKIP
+    (0.000941, 0.00941)
+    """
+    one_of("rule", rule, RULES)
     curve = _read_curve(result, rule)
     if isinstance(curve, Suggestion):
         return CyclicalRange(None, None, curve.reason)
     pick = suggest(result, rule)
     if not pick.ok:
         return CyclicalRange(None, None, pick.reason)
-    fallen = curve.smoothed[0] - curve.smoothed[: curve.turn + 1]
-    start = int(np.argmax(fallen >= 0.1 * fallen.max()))
-    base = float(curve.lrs[start])
-    if base >= pick.lr:
-        return CyclicalRange(pick.lr / 4, pick.lr, f"max_lr from rule {rule!r}; base_lr = max_lr / 4")
-    return CyclicalRange(base, pick.lr, f"max_lr from rule {rule!r}; base_lr where the loss starts to fall")
+    start = _fall_start(curve)
+    low, high = pick.lr / MAX_CYCLE_RATIO, pick.lr / MIN_CYCLE_RATIO
+    said = f"max_lr from rule {rule!r}; the loss starts to fall at {start:.3g}"
+    if start < low:
+        bound = f"more than {MAX_CYCLE_RATIO:g}x below max_lr: base_lr = max_lr / {MAX_CYCLE_RATIO:g}"
+        return CyclicalRange(low, pick.lr, f"{said}, {bound} (the upper bound of max_lr / base_lr)")
+    if start > high:
+        bound = f"not {MIN_CYCLE_RATIO:g}x below max_lr: base_lr = max_lr / {MIN_CYCLE_RATIO:g}"
+        return CyclicalRange(high, pick.lr, f"{said}, {bound} (the lower bound of max_lr / base_lr)")
+    ratio = pick.lr / start
+    return CyclicalRange(start, pick.lr, f"{said}: base_lr there, max_lr / base_lr = {ratio:.3g}, within the bounds")
 
 
-def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average that keeps the length (shorter windows at the edges)."""
-    if len(values) < window:
-        return values
-    half = window // 2
-    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
-    return np.convolve(padded, np.ones(window) / window, mode="valid")
+def _fall_start(curve: _Curve) -> float:
+    """The rate from which the averaged loss stays FALL_STARTED of its fall below its plateau."""
+    averaged = curve.averaged()[: curve.turn + 1]
+    bottom = int(np.argmin(averaged))
+    top = float(averaged[: bottom + 1].max())
+    still_up = np.flatnonzero(averaged[:bottom] > top - FALL_STARTED * (top - averaged[bottom]))
+    return float(curve.lrs[still_up[-1] + 1 if still_up.size else 0])
+
+
+def _decade_average(x: np.ndarray, values: np.ndarray, radius: float) -> np.ndarray:
+    """At each point, the mean of the curve over ``radius`` either side of its ``x``
+    (log10 lr, increasing): a window fixed in decades, whatever the points' spacing.
+
+    The curve is read as a step: each value holds over its point's stretch of ``x`` (half
+    way to each neighbour) and the end values hold beyond the ends, so a window near an end
+    stays as wide and as centred as the others. A plain mean of the points inside the
+    window would jump whenever a point enters or leaves it, and where points are sparse
+    (the low end of a linear sweep) those jumps are larger than the slope being measured;
+    it would also weigh the crowded top of every window of a linear sweep. On the reference
+    schedule (a window of 13 steps, see DERIVATIVE_DECADES) this is exactly the centred
+    13-point moving average, padded with the end values.
+    """
+    knots = np.concatenate([[x[0] - radius], (x[1:] + x[:-1]) / 2, [x[-1] + radius]])
+    # the step curve's integral from the first knot: piecewise linear, so np.interp is exact
+    area = np.concatenate([[0.0], np.cumsum(values * np.diff(knots))])
+    return (np.interp(x + radius, knots, area) - np.interp(x - radius, knots, area)) / (2 * radius)

@@ -1,12 +1,14 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lrf import RULES, StopReason, SweepConfig, SweepResult, cyclical_range, find, suggest
+from lrf import RULES, StopReason, SweepConfig, SweepResult, cyclical_range, find, schedules, suggest
 from tests.core.quadratic import QuadraticLearner
 
 TURN = 0.1  # where the synthetic curve below has its smallest loss
+CIFAR10_SWEEP = Path(__file__).resolve().parents[2] / "docs/cifar10-reference/sweep.csv"
 
 
 def synthetic(n=140, noise=0.0, seed=0):
@@ -16,6 +18,34 @@ def synthetic(n=140, noise=0.0, seed=0):
     loss = 2.3 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + 0.5 * np.exp(6 * (x - math.log10(TURN)))
     loss = loss + noise * np.random.RandomState(seed).randn(n)
     return SweepResult(lrs, loss, loss, StopReason.DIVERGED, SweepConfig())
+
+
+INFLECTION = 0.05  # where fall_then_rise falls fastest per decade of lr
+
+# the schedules lrf offers, each sweeping the same curve over 1e-6 or 1e-4 .. 1
+SCHEDULES = {
+    "exponential": (schedules.exponential(1e-6, 1.1), 146, {}),
+    "exponential_range": (
+        schedules.exponential_range(1e-4, 1.0, 200), 200, {"lr_start": 1e-4, "lr_end": 1.0, "max_iter": 200},
+    ),
+    "linear_range": (
+        schedules.linear_range(1e-4, 1.0, 200), 200,
+        {"lr_start": 1e-4, "lr_end": 1.0, "max_iter": 200, "schedule": "linear"},
+    ),
+}
+
+
+def fall_then_rise(lrs):
+    """A sigmoid fall in log10(lr) centred on INFLECTION, then a rise like lr**6 (turns near 0.23)."""
+    return 2.3 - 1.5 / (1 + np.exp(-4 * np.log10(lrs / INFLECTION))) + 0.5 * (lrs / 0.5) ** 6
+
+
+def swept(schedule, noise=0.0, seed=0):
+    """fall_then_rise recorded by a sweep on one of SCHEDULES (the loss is its own smoothing)."""
+    rate, steps, config = SCHEDULES[schedule]
+    lrs = np.array([rate(step) for step in range(steps)])
+    loss = fall_then_rise(lrs) + noise * np.random.RandomState(seed).randn(steps)
+    return SweepResult(lrs, loss, loss, StopReason.MAX_ITER, SweepConfig(**config))
 
 
 def turn_index(smoothed):
@@ -46,6 +76,21 @@ def test_reference_is_highest_falling_rate_at_most_half_the_turn():
 def test_steepest_is_the_inflection_of_the_fall():
     pick = suggest(synthetic(), "steepest")
     assert pick.lr == pytest.approx(1e-3, rel=0.25)  # the sigmoid's centre
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_steepest_is_the_inflection_on_every_schedule(schedule):
+    # the derivative's window spans half a decade wherever it is: sized in points from the
+    # median spacing, it took 115 of the linear sweep's 200 points and put steepest at 0.20, by the turn
+    pick = suggest(swept(schedule), "steepest")
+    assert pick.lr == pytest.approx(INFLECTION, rel=0.15)
+
+
+def test_steepest_on_a_noisy_linear_sweep():
+    # the dense top of a linear sweep is smoothed over half a decade too, not point by point
+    for seed in range(5):
+        pick = suggest(swept("linear_range", noise=0.02, seed=seed), "steepest")
+        assert pick.lr == pytest.approx(INFLECTION, rel=0.25), seed
 
 
 def test_flat_bottom_turns_where_it_starts():
@@ -128,6 +173,74 @@ def test_cyclical_range_spans_the_fall():
     assert bounds.ok
     assert bounds.base_lr < bounds.max_lr == suggest(synthetic()).lr
     assert 1e-5 < bounds.base_lr < 1e-3
+
+
+def assert_usable_cycle(result, rule):
+    """max_lr is the rule's pick; 3 <= max_lr / base_lr <= 10; the reason names the bound that applied."""
+    bounds = cyclical_range(result, rule)
+    assert bounds.ok, bounds.reason
+    assert bounds.max_lr == suggest(result, rule).lr
+    ratio = bounds.max_lr / bounds.base_lr
+    assert bounds.base_lr < bounds.max_lr and 3 <= ratio <= 10, (rule, bounds)
+    if ratio == 10:
+        assert "base_lr = max_lr / 10" in bounds.reason, bounds
+    elif ratio == 3:
+        assert "base_lr = max_lr / 3" in bounds.reason, bounds
+    else:
+        assert "within the bounds" in bounds.reason, bounds
+    return bounds
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_cyclical_range_on_the_cifar10_reference_sweep(rule):
+    # the smoothed loss's first dip (1.1e-6) passed for the start of the fall: base_lr was
+    # 1.1e-6 for every rule, max_lr / base_lr up to 16 700
+    bounds = assert_usable_cycle(SweepResult.load(CIFAR10_SWEEP), rule)
+    assert bounds.base_lr > 1e-4
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_cyclical_range_is_usable_on_every_schedule(schedule, rule):
+    assert_usable_cycle(swept(schedule), rule)
+    assert_usable_cycle(swept(schedule, noise=0.02), rule)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_cyclical_range_is_usable_on_noisy_curves(rule):
+    for seed in range(5):
+        assert_usable_cycle(synthetic(noise=0.02, seed=seed), rule)
+
+
+def test_cyclical_base_is_where_the_fall_starts_when_within_bounds():
+    # synthetic(): the sigmoid has made a tenth of its fall at 10**(-3 - ln(9)/3) = 1.9e-4
+    bounds = assert_usable_cycle(synthetic(), "steepest")
+    assert "within the bounds" in bounds.reason
+    assert bounds.base_lr == pytest.approx(1.9e-4, rel=0.25)
+
+
+def test_cyclical_base_ignores_a_dip_in_the_plateau():
+    # plateau noise that dips by a fifth of the fall and comes back is not the start of the fall
+    result = synthetic()
+    smoothed = np.array(result.smoothed)
+    smoothed[5:15] -= 0.2 * (smoothed[0] - smoothed.min())
+    dipped = SweepResult(result.lrs, smoothed, smoothed, StopReason.DIVERGED, result.config)
+    assert cyclical_range(dipped, "steepest") == cyclical_range(result, "steepest")
+
+
+def test_cyclical_base_is_clamped_to_the_bounds():
+    result = synthetic()
+    # the fall starts 1.6 decades below the reference pick (1.7e-4, 0.0071): base_lr = max_lr / 10
+    far = assert_usable_cycle(result, "reference")
+    assert far.base_lr == far.max_lr / 10 and "upper bound" in far.reason
+    # valley picks before the fall starts: base_lr = max_lr / 3
+    near = assert_usable_cycle(result, "valley")
+    assert near.base_lr == near.max_lr / 3 and "lower bound" in near.reason
+
+
+def test_cyclical_range_unknown_rule():
+    with pytest.raises(ValueError, match="rule='magic'"):
+        cyclical_range(synthetic(), "magic")
 
 
 def test_cyclical_range_without_a_curve():
