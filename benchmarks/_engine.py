@@ -13,7 +13,8 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from lrf.gluon import data as gdata
-from lrf.gluon.experiment import Setup, build_network
+from lrf.config import Setup
+from lrf.gluon.experiment import build_network
 from lrf.gluon.learner import GluonLearner
 
 
@@ -24,7 +25,7 @@ def make_loader(setup: Setup, workers: int | None | str = "setup"):
     workers at once, and the library forks before any MXNet operator has run (a fork
     after MXNet's threads have started can leave a worker holding a lock nobody frees).
     """
-    dataset, _ = gdata.load_dataset(setup.data, "train")
+    dataset, _ = gdata.load_dataset(setup.source, "train")
     num_workers = setup.workers if workers == "setup" else workers
     return gdata.make_batch_loader(dataset, setup.batch_size, num_workers, seed=setup.seed)
 

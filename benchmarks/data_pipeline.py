@@ -22,7 +22,7 @@ WORKERS = (0, 1, 2)
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     if quick:
         return [dict(label="digits (small-cnn)", setup=Setup(data="digits"), batches=150, iterations=60, rounds=2)]

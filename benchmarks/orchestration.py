@@ -34,11 +34,11 @@ STARTUP = {
     "python -c pass (interpreter)": ["-c", "pass"],
     "python -c 'import mxnet'": ["-c", "import mxnet"],
     "python -m lrf.gluon.jobs (module start, no job)": ["-m", "lrf.gluon.jobs"],
-    "a job's imports: python -c 'import lrf.gluon.experiment, lrf.gluon.candidates'":
-        ["-c", "import lrf.gluon.experiment, lrf.gluon.candidates"],
+    "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'":
+        ["-c", "import lrf.gluon.jobs, lrf.gluon.experiment"],
     "python -c 'import prefect'": ["-c", "import prefect"],
 }
-JOB_IMPORTS = "a job's imports: python -c 'import lrf.gluon.experiment, lrf.gluon.candidates'"
+JOB_IMPORTS = "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'"
 FIRST_CALL = """
 import json, time
 started = time.perf_counter()
@@ -52,12 +52,12 @@ print(json.dumps({"import": imported - started, "first_call": time.perf_counter(
 
 def cases(quick: bool) -> list[dict]:
     if quick:
-        return [dict(label="digits, 50 iterations per candidate (quick)", params=dict(iterations=50, parallel=1),
+        return [dict(label="digits, 50 iterations per candidate (quick)", params=dict(iterations=50, at_once=1),
                      rounds=1, goal=None)]
-    out = [dict(label="digits defaults (500 iterations × 3 candidates)", params=dict(parallel=1), rounds=3, goal=1.15)]
+    out = [dict(label="digits defaults (500 iterations × 3 candidates)", params=dict(at_once=1), rounds=3, goal=1.15)]
     if cifar_available():
         out.append(dict(label="CIFAR-10 scale: resnet18_v2, rec, 100 iterations per candidate",
-                        params=dict(data=CIFAR_DATA, model=RESNET, iterations=100, parallel=1), rounds=1, goal=1.02))
+                        params=dict(data=CIFAR_DATA, model=RESNET, iterations=100, at_once=1), rounds=1, goal=1.02))
     return out
 
 
@@ -138,8 +138,7 @@ def _kind(name: str) -> str:
 
 
 def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
-    from lrf.gluon.experiment import Setup
-    from lrf.sweep import SweepConfig
+    from lrf.config import Setup, SweepConfig
 
     params = dict(case["params"])
     setup = Setup(data=params.get("data", "digits"), model=params.get("model"))

@@ -1,7 +1,7 @@
 """Parallel candidates: K = 3 candidate trainings at once vs one after another vs one alone.
 
 Each candidate is what the flow's ``train-candidate`` task runs: one
-``lrf.gluon.jobs.train_candidate`` child process with ``cores // parallel`` MXNet
+``lrf.gluon.jobs.candidate_job`` child process with ``cores // parallel`` MXNet
 threads, candidate i starting when candidate i - parallel has finished (the
 flow's ``wait_for`` chain), from the same initial parameters and batches. On
 2 cores there is nothing to gain in compute; the goal is that parallelism does
@@ -27,7 +27,7 @@ K = 3
 
 
 def cases(quick: bool, folder: Path) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     rates = (0.01, 0.03, 0.1)  # none diverges, so every candidate runs its full budget
     if quick:
@@ -60,7 +60,7 @@ def run_candidates(setup, init_params: Path, rates, iterations: int, parallel: i
         try:
             for i in range(start, len(rates), parallel):
                 out = folder / f"p{parallel}-{i}-{time.monotonic_ns()}.json"
-                results[i] = jobs.train_candidate(setup, init_params, rates[i], out, iterations=iterations,
+                results[i] = jobs.candidate_job(setup, init_params, rates[i], out, iterations=iterations,
                                                   threads=threads, report=lambda line: None)
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller
             errors.append(error)
@@ -83,7 +83,7 @@ def measure(case: dict) -> dict:
     setup, rates, iterations = case["setup"], case["rates"], case["iterations"]
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp:
         folder = Path(tmp)
-        init = jobs.initialise_model(setup, folder / "init.params", report=lambda line: None)
+        init = jobs.init_job(setup, folder / "init.params", report=lambda line: None)
         inside: dict[str, list[float]] = {}
 
         def variant(rates_, parallel, flow_threads=True):
@@ -104,7 +104,7 @@ def measure(case: dict) -> dict:
 def run(quick: bool) -> Report:
     report = Report(
         NAME, "Parallel candidates: K = 3 at once vs in sequence vs one alone", quick,
-        "K = 3 candidate trainings as the flow runs them (one `lrf.gluon.jobs.train_candidate` child process each, "
+        "K = 3 candidate trainings as the flow runs them (one `lrf.gluon.jobs.candidate_job` child process each, "
         "`cores // parallel` MXNet threads, candidate i after candidate i − parallel) with parallel = 3 and 1 "
         "(and 2 on digits), and one candidate alone; also parallel=1 with MXNet's default threads instead of the "
         "flow's cap (`threads=None`); wall time of the whole batch, interleaved. Goal on 2 cores: parallelism does not "

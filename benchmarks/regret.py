@@ -46,8 +46,8 @@ def _metric(c, field: str) -> float:
 
 def one_seed(case: dict, seed: int, folder: Path) -> dict:
     import lrf
-    from lrf.gluon.candidates import train_candidate
-    from lrf.gluon.experiment import Setup, build_network, run_sweep
+    from lrf.config import Setup
+    from lrf.gluon.experiment import build_network, run_sweep, train_at_rate
     from lrf.gluon.models import save_parameters
 
     # workers=0: the batch order comes from the seed alone, so the numbers are the same as with
@@ -69,7 +69,7 @@ def one_seed(case: dict, seed: int, folder: Path) -> dict:
 
     def train(lr: float):
         if lr not in trained:
-            trained[lr] = train_candidate(setup, init, lr, case["iterations"], LAST_K, report=lambda line: None)
+            trained[lr] = train_at_rate(setup, init, lr, case["iterations"], LAST_K, report=lambda line: None)
         return trained[lr]
 
     grid = [float(lr) for lr in case["grid"]]
@@ -117,7 +117,7 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
     report = Report(
         NAME, "Suggestion quality: regret of each rule against a grid", quick,
         "Per seed: initial weights built and saved once; a log-spaced grid of constant rates trained from them on "
-        "the same batch order (`lrf.gluon.candidates.train_candidate`, in process); the reference sweep from the same "
+        "the same batch order (`lrf.gluon.experiment.train_at_rate`, in process); the reference sweep from the same "
         "weights; every rule of `lrf.RULES` trained at its pick. Regret = pick's metric / the grid's best (metric: "
         f"mean of the last {LAST_K} losses, and held-out loss). Goal: the default rule "
         f"(`{lrf.DEFAULT_RULE}`) within 1.05 of the grid's best at ≤ 1/5 of the grid's compute (one sweep's "

@@ -20,7 +20,7 @@ OPTIMIZERS = {"sgd": {"learning_rate": 0.01}, "sgd+momentum 0.9": {"learning_rat
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), rounds=10 if quick else 40)]
     if not quick and cifar_available():

@@ -25,7 +25,7 @@ STUB_ITERATIONS = 20_000
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     if quick:
         return [dict(label="small-cnn / digits", setup=Setup(data="digits"), n=100, rounds=5, parts=10)]
@@ -38,7 +38,7 @@ def cases(quick: bool) -> list[dict]:
 
 def no_stop_config(n: int):
     """Exactly n iterations: the rate barely moves and the criterion may not stop before n + 1."""
-    from lrf import SweepConfig
+    from lrf.config import SweepConfig
 
     return SweepConfig(lr_start=LR, lr_multiplier=1.000001, max_iter=n, min_iter=n + 1)
 
