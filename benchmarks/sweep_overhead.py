@@ -58,35 +58,11 @@ class _Stub:
 
 @contextlib.contextmanager
 def _cli_progress(config):
-    """The CLI's progress callback (a tqdm bar), drawn to /dev/null instead of the terminal."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-        try:
-            from lrf.cli import _progress_bar  # the CLI's own callback
-            bar = _progress_bar(config, enabled=True)
-        except ImportError:  # renamed: an equivalent bar
-            bar = _TqdmCallback(config)
-        with bar as callback:
-            yield callback
+    """The CLI's progress callback (:class:`lrf.cli.ProgressBar`), drawn to /dev/null instead of the terminal."""
+    from lrf.cli import ProgressBar
 
-
-class _TqdmCallback:
-    def __init__(self, config):
-        self.total = config.max_iter
-
-    def __enter__(self):
-        import sys
-
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, desc="lr sweep", unit="it", file=sys.stderr, dynamic_ncols=True)
-        return self
-
-    def __call__(self, p) -> None:
-        self.bar.set_postfix_str(f"lr={p.lr:.3g} smoothed_loss={p.smoothed_loss:.4g}", refresh=False)
-        self.bar.update(1)
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), ProgressBar(config, enabled=True) as bar:
+        yield bar
 
 
 def loop_costs(rounds: int = 5) -> dict[str, float]:
