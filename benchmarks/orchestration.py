@@ -1,6 +1,6 @@
 """Orchestration overhead: the Prefect flow's wall time against the compute inside it.
 
-The lr-finder flow runs with parallel=1 (so its compute adds up) in a fresh
+The lr-finder flow runs with at_once=1 (so its compute adds up) in a fresh
 process each time, as ``lrf-flow`` runs it, against a Prefect API that is
 already running (``prefect_test_harness``; its start-up is reported on its
 own). Compute = loading the data once + building and saving the initial
@@ -222,7 +222,7 @@ def summarise(case: dict, rounds: list[dict], startup: dict[str, list[float]]) -
         ["Prefect outside the tasks (flow wall − Σ task durations)", med["between"], share(med["between"])],
         ["— not in the flow wall —", None, ""],
         ["importing the flow module (prefect, lrf) in the flow's process", med["imports"], share(med["imports"])],
-        ["an empty flow of the same ten tasks, same process afterwards", med["empty"], share(med["empty"])],
+        ["an empty flow of the same shape (no-op tasks), same process afterwards", med["empty"], share(med["empty"])],
     ]
     return per_round, {"rows": rows, "median": med}
 
@@ -232,7 +232,7 @@ def run(quick: bool) -> Report:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     report = Report(
         NAME, "Orchestration overhead: Prefect flow wall vs compute", quick,
-        "The lr-finder flow with parallel=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
+        "The lr-finder flow with at_once=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
         "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=120)`, its start-up "
         "reported separately), interleaved with one plain process doing the flow's data loading, initialisation "
         "and sweep (timed after its imports). Compute = that + the candidates' own `seconds`. Goals: flow wall / "
@@ -301,7 +301,7 @@ def run(quick: bool) -> Report:
         "Every flow run gets a new output root, so the flow's work cache (output_root/cache) never short-cuts a "
         "round.",
         "Task durations are the API's task-run records (end − start); 'Prefect outside the tasks' is the flow wall "
-        "minus their sum, which is exact here because parallel=1 makes every task wait for the previous one.",
+        "minus their sum, which is exact here because at_once=1 makes every task wait for the previous one.",
         "A candidate's `seconds` covers building its learner (loading the data set in its own process: for digits "
         "that imports scikit-learn), training and the held-out evaluation; it is counted as compute. What happens "
         "before its clock starts (interpreter, imports, argument parsing) is in the task's remainder.",
