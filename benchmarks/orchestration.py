@@ -150,7 +150,7 @@ def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
     def flow() -> float:
         # a new output root every time: the flow reuses finished work it finds in output_root/cache
         root = folder / f"runs-{time.monotonic_ns()}"
-        current["root"] = root
+        current["root"] = str(root)
         result = run_flow({**params, "output_root": str(root)}, api_url, folder / "flow-runs.log")
         current["flow"] = result
         return result["wall"]
@@ -164,7 +164,7 @@ def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
         current = {}
         log(f"{case['label']}: round {r + 1}/{case['rounds']}")
         interleaved({"flow": flow, "compute": compute} if r % 2 == 0 else {"compute": compute, "flow": flow}, 1)
-        candidates = [json.loads(p.read_text()) for p in sorted(current["root"].rglob("candidate*.json"))]
+        candidates = [json.loads(p.read_text()) for p in sorted(Path(current["root"]).rglob("candidate*.json"))]
         if not candidates:  # before the work cache, results were in the run folder
             run_dir = Path(current["flow"]["run_dir"])
             candidates = [json.loads(p.read_text()) for p in sorted((run_dir / "candidates").glob("lr-*.json"))]

@@ -10,10 +10,9 @@ and SGD with momentum 0.9 (one state array per parameter) for both models.
 from __future__ import annotations
 
 import statistics
-import time
 
 from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+                                module_main, ratios, timed)
 
 NAME = "snapshot"
 OPTIMIZERS = {"sgd": {"learning_rate": 0.01}, "sgd+momentum 0.9": {"learning_rate": 0.01, "momentum": 0.9}}
@@ -38,12 +37,8 @@ def measure(setup, trainer_args: dict, rounds: int, loader=None) -> dict:
         sync()
         state = {"snapshot": learner.snapshot()}
 
-        def iteration() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(trainer_args["learning_rate"])
-            sync()  # the update is still queued when iteration() returns the loss
-            return time.perf_counter() - started
+        def iteration() -> float:  # waits for the update, still queued when iteration() returns the loss
+            return timed(lambda: learner.iteration(trainer_args["learning_rate"]), wait=sync)
 
         snapshot, restore = snapshot_timers(learner, state)
 

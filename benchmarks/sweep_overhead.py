@@ -17,7 +17,7 @@ import os
 import statistics
 
 from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+                                module_main, ratios, timed)
 
 NAME = "sweep_overhead"
 LR = 1e-3  # a rate that trains without diverging, for every model here
@@ -67,23 +67,17 @@ def _cli_progress(config):
 
 def loop_costs(rounds: int = 5) -> dict[str, float]:
     """Per-iteration seconds of the sweep loop alone, and of the CLI progress callback."""
-    import time
-
     import lrf
 
     config = no_stop_config(STUB_ITERATIONS)
     stub = _Stub()
 
     def plain() -> float:
-        started = time.perf_counter()
-        lrf.find(stub, config)
-        return time.perf_counter() - started
+        return timed(lambda: lrf.find(stub, config))
 
     def with_progress() -> float:
         with _cli_progress(config) as callback:
-            started = time.perf_counter()
-            lrf.find(stub, config, progress=callback)
-            return time.perf_counter() - started
+            return timed(lambda: lrf.find(stub, config, progress=callback))
 
     times = interleaved({"plain": plain, "progress": with_progress}, rounds)
     per_iter = statistics.median(times["plain"]) / STUB_ITERATIONS
@@ -139,18 +133,10 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
         state = {"snapshot": learner.snapshot()}
 
         def iteration() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(LR)
-            sync()
-            return time.perf_counter() - started
+            return timed(lambda: learner.iteration(LR), wait=sync)
 
         def dry_run() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(None, take_step=False)
-            sync()
-            return time.perf_counter() - started
+            return timed(lambda: learner.iteration(None, take_step=False), wait=sync)
 
         snapshot, restore = snapshot_timers(learner, state)
 
