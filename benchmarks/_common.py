@@ -29,9 +29,7 @@ RESULTS = REPO / "benchmarks" / "results"
 QUICK_RESULTS = RESULTS / "quick"
 # benchmark data beside the repository (../shared), never downloaded
 CIFAR_TRAIN_REC = Path(__file__).resolve().parents[2] / "shared/data/cifar10/train.rec"
-CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"
-RESNET = "resnet18_v2"
-SMALL_CNN = "small-cnn"
+CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"  # Setup picks the reference ResNet-18 v2 for it (lrf.config.default_model)
 
 # the order of the suite (and of the combined README)
 NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, ratios)
 
 NAME = "data_pipeline"
@@ -25,10 +25,10 @@ def cases(quick: bool) -> list[dict]:
     from lrf.config import Setup
 
     if quick:
-        return [dict(label="digits (small-cnn)", setup=Setup(data="digits"), batches=150, iterations=60, rounds=2)]
-    out = [dict(label="digits (small-cnn)", setup=Setup(data="digits"), batches=400, iterations=150, rounds=4)]
+        return [dict(label="digits (small-cnn)", setup=Setup(), batches=150, iterations=60, rounds=2)]
+    out = [dict(label="digits (small-cnn)", setup=Setup(), batches=400, iterations=150, rounds=4)]
     if cifar_available():
-        out.append(dict(label="CIFAR-10 rec (resnet18_v2)", setup=Setup(data=CIFAR_DATA, model=RESNET), batches=40,
+        out.append(dict(label="CIFAR-10 rec (resnet18_v2)", setup=Setup(data=CIFAR_DATA), batches=40,
                         iterations=6, rounds=3))
     return out
 

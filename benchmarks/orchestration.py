@@ -7,7 +7,7 @@ own). Compute = loading the data once + building and saving the initial
 parameters + the sweep (both timed in one plain process after its imports, the
 same work as the ``initialise-model`` and ``lr-sweep`` jobs) + every
 candidate's own ``seconds`` (as its result file reports it). Goals: flow wall /
-compute <= 1.15 on the default (digits, 500 iterations x 3 candidates) and
+compute <= 1.15 on the flow's defaults (digits, lrf.config.CandidatePlan) and
 <= 1.02 at CIFAR-10 scale. The rest is broken down from the API's task-run
 records and from start-up timings measured alone.
 """
@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import (CIFAR_DATA, REPO, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, timed)
+from lrf.config import CandidatePlan, Setup, SweepConfig
 
 NAME = "orchestration"
 MARK = "BENCH-RESULT "
@@ -54,10 +55,11 @@ def cases(quick: bool) -> list[dict]:
     if quick:
         return [dict(label="digits, 50 iterations per candidate (quick)", params=dict(iterations=50, at_once=1),
                      rounds=1, goal=None)]
-    out = [dict(label="digits defaults (500 iterations × 3 candidates)", params=dict(at_once=1), rounds=3, goal=1.15)]
+    defaults = f"{CandidatePlan.iterations} iterations × {len(CandidatePlan.candidate_multipliers)} candidates"
+    out = [dict(label=f"digits defaults ({defaults})", params=dict(at_once=1), rounds=3, goal=1.15)]
     if cifar_available():
         out.append(dict(label="CIFAR-10 scale: resnet18_v2, rec, 100 iterations per candidate",
-                        params=dict(data=CIFAR_DATA, model=RESNET, iterations=100, at_once=1), rounds=1, goal=1.02))
+                        params=dict(data=CIFAR_DATA, iterations=100, at_once=1), rounds=1, goal=1.02))
     return out
 
 
@@ -138,11 +140,8 @@ def _kind(name: str) -> str:
 
 
 def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
-    from lrf.config import Setup, SweepConfig
-
     params = dict(case["params"])
-    setup = Setup(data=params.get("data", "digits"), model=params.get("model"))
-    setup_dict = {k: getattr(setup, k) for k in ("data", "model", "device", "batch_size", "seed", "workers")}
+    setup_dict = Setup(**{k: params[k] for k in Setup().to_dict() if k in params}).to_dict()  # the flow's setup
     config = SweepConfig().to_dict()
     rounds: list[dict] = []
     current: dict = {}

@@ -110,9 +110,9 @@ def run(quick: bool) -> Report:
         f"K = {K} candidate trainings as the flow runs them (one `lrf.gluon.jobs.candidate_job` child process each, "
         "scheduled by `lrf.execution.lanes`: candidate i after candidate i − at_once; "
         "`lrf.execution.threads_per_job` OpenMP threads each: cores // at_once, MXNet's default for at_once = 1) "
-        f"with at_once = {' and '.join(map(str, _unique(AT_ONCE, 1)))} (and 2 on digits at full size), and one candidate alone; "
-        f"wall time of the whole batch, interleaved. Goal on 2 cores: running candidates at once does not lose "
-        f"(at_once={AT_ONCE} / at_once=1 ≤ 1).",
+        f"with at_once = {' and '.join(map(str, _unique(AT_ONCE, 1)))} (and 2 on digits at full size), and one "
+        "candidate alone; wall time of the whole batch, interleaved. Goal on 2 cores: running candidates at once "
+        f"does not lose (at_once={AT_ONCE} / at_once=1 ≤ 1).",
     )
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-data-") as tmp:
         for case in cases(quick, Path(tmp)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, ratios, timed)
 
 NAME = "snapshot"
@@ -21,9 +21,9 @@ OPTIMIZERS = {"sgd": {"learning_rate": 0.01}, "sgd+momentum 0.9": {"learning_rat
 def cases(quick: bool) -> list[dict]:
     from lrf.config import Setup
 
-    out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), rounds=10 if quick else 40)]
+    out = [dict(label="small-cnn / digits", setup=Setup(), rounds=10 if quick else 40)]
     if not quick and cifar_available():
-        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA, model=RESNET), rounds=6))
+        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA), rounds=6))
     return out
 
 

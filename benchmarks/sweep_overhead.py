@@ -16,7 +16,7 @@ import contextlib
 import os
 import statistics
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, ratios, timed)
 
 NAME = "sweep_overhead"
@@ -28,10 +28,10 @@ def cases(quick: bool) -> list[dict]:
     from lrf.config import Setup
 
     if quick:
-        return [dict(label="small-cnn / digits", setup=Setup(data="digits"), n=100, rounds=5, parts=10)]
-    out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), n=300, rounds=12, parts=30)]
+        return [dict(label="small-cnn / digits", setup=Setup(), n=100, rounds=5, parts=10)]
+    out = [dict(label="small-cnn / digits", setup=Setup(), n=300, rounds=12, parts=30)]
     if cifar_available():
-        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA, model=RESNET), n=40, rounds=3,
+        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA), n=40, rounds=3,
                         parts=6))
     return out
 
