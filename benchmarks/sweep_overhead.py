@@ -90,10 +90,11 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
 
     import lrf
     from benchmarks._engine import Rig, snapshot_timers, sync
+    from lrf.sweep import make_schedule
 
     n, rounds = case["n"], case["rounds"]
     config = no_stop_config(n)
-    schedule = config.make_schedule()
+    schedule = make_schedule(config)  # the rates lrf.find will use
     with Rig(case["setup"], loader=case["loader"]) as rig:
         learner = rig.learner
         with rig.restored():  # warm up the loader, the memory pool and the kernels
