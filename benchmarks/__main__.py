@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks._common import (NAMES, QUICK_RESULTS, REPO, RESULTS, Report, command, figures_markdown, load_average,
                                 log, machine, machine_markdown, write_report)
+from lrf import _io
 
 ABOUT = {
     "sweep_overhead": "1. Sweep overhead",
@@ -126,10 +127,7 @@ def write_readme(out: Path, quick: bool, outcome: dict, total: float | None, onl
     lines += [figures_markdown(all_figures), ""]
     for name, report in reports.items():
         lines += [report.markdown(level=2), ""]
-    path = out / "README.md"
-    tmp = path.with_name(".README.md.tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    _io.write_text(out / "README.md", "\n".join(lines))
 
 
 def _anchor(title: str) -> str:

@@ -9,7 +9,6 @@ reported as the median over rounds with the smallest and largest round.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -23,14 +22,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lrf import _io
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 QUICK_RESULTS = RESULTS / "quick"
 # benchmark data beside the repository (../shared), never downloaded
 CIFAR_TRAIN_REC = Path(__file__).resolve().parents[2] / "shared/data/cifar10/train.rec"
-CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"
-RESNET = "resnet18_v2"
-SMALL_CNN = "small-cnn"
+CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"  # Setup picks the reference ResNet-18 v2 for it (lrf.config.default_model)
 
 # the order of the suite (and of the combined README)
 NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret")
@@ -62,9 +61,16 @@ def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[s
     return times
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(call: Callable[[], Any], wait: Callable[[], Any] | None = None) -> float:
+    """Seconds ``call()`` takes. ``wait``, if given, runs before the clock starts and again before
+    it stops: :func:`benchmarks._engine.sync` there times MXNet work with the device idle before
+    and drained after (MXNet queues work: the copies and updates still run when most calls return)."""
+    if wait is not None:
+        wait()
     started = time.perf_counter()
-    fn()
+    call()
+    if wait is not None:
+        wait()
     return time.perf_counter() - started
 
 
@@ -187,7 +193,7 @@ class Report:
         return "\n".join(out)
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Report":
@@ -235,20 +241,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return _num(value, _pattern(value))
     return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    return str(value)  # paths and the like
 
 
 def load_average() -> str:
@@ -307,16 +299,10 @@ def machine_markdown(m: dict[str, Any]) -> str:
 
 
 def write_report(report: Report, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / f"{report.name}.json", json.dumps(report.to_dict(), indent=1, allow_nan=False) + "\n")
+    """``NAME.json`` (strict JSON: non-finite floats as strings) and ``NAME.md``, each written atomically."""
+    _io.write_text(out_dir / f"{report.name}.json", _io.to_json(report.to_dict()))
     md = report.markdown() + "\nMachine: " + machine_markdown(report.machine) + "\n"
-    _write(out_dir / f"{report.name}.md", md)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _io.write_text(out_dir / f"{report.name}.md", md)
 
 
 def command(quick: bool, only: str | None = None) -> str:

@@ -6,14 +6,14 @@ import contextlib
 import itertools
 from typing import Iterator
 
-import time
-
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from benchmarks._common import timed
+from lrf.config import Setup
 from lrf.gluon import data as gdata
-from lrf.gluon.experiment import Setup, build_network
+from lrf.gluon.experiment import build_network
 from lrf.gluon.learner import GluonLearner
 
 
@@ -24,7 +24,7 @@ def make_loader(setup: Setup, workers: int | None | str = "setup"):
     workers at once, and the library forks before any MXNet operator has run (a fork
     after MXNet's threads have started can leave a worker holding a lock nobody frees).
     """
-    dataset, _ = gdata.load_dataset(setup.data, "train")
+    dataset, _ = gdata.load_dataset(setup.source, "train")
     num_workers = setup.workers if workers == "setup" else workers
     return gdata.make_batch_loader(dataset, setup.batch_size, num_workers, seed=setup.seed)
 
@@ -107,25 +107,15 @@ def sync() -> None:
     mx.nd.waitall()
 
 
-def timed(call) -> float:
-    """Seconds ``call()`` takes with the device idle before and drained after: MXNet queues
-    work, so the copies and updates are still running when most calls return."""
-    sync()
-    started = time.perf_counter()
-    call()
-    sync()
-    return time.perf_counter() - started
-
-
 def snapshot_timers(learner, state: dict):
     """Timed ``snapshot()`` and ``restore()`` of ``learner``; the snapshot is kept in
     ``state["snapshot"]`` for the next restore."""
 
     def snapshot() -> float:
-        return timed(lambda: state.update(snapshot=learner.snapshot()))
+        return timed(lambda: state.update(snapshot=learner.snapshot()), wait=sync)
 
     def restore() -> float:
-        return timed(lambda: learner.restore(state["snapshot"]))
+        return timed(lambda: learner.restore(state["snapshot"]), wait=sync)
 
     return snapshot, restore
 

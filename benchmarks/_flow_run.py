@@ -2,8 +2,10 @@
 
 ``python -m benchmarks._flow_run PARAMS_JSON`` (with ``PREFECT_API_URL`` pointing
 at a running API) imports the flow, runs ``lr_finder(**PARAMS)``, then an empty
-flow with the same ten tasks, and prints one line ``BENCH-RESULT {json}`` with
-the import time, the flow's wall time, its flow-run id and the empty flow's wall.
+flow of the same shape (no-op tasks; as many candidates as the run had, scheduled
+as the flow schedules them: :func:`lrf.execution.lanes` with the run's ``at_once``),
+and prints one line ``BENCH-RESULT {json}`` with the import time, the flow's wall
+time, its flow-run id and the empty flow's wall.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def main(argv: list[str]) -> int:
     from prefect import flow, task
 
     from flows.lr_finder import lr_finder
+    from lrf.execution import lanes
     imports = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -34,19 +37,22 @@ def main(argv: list[str]) -> int:
     def noop(x):
         return x
 
-    @flow(name="noop-ten-tasks")
-    def empty(parallel: int = 1) -> int:
-        # the lr-finder flow's shape: six tasks, three chained submitted ones, one more
+    @flow(name="noop-lr-finder-shape")
+    def empty(num_candidates: int, at_once: int) -> int:
+        # the lr-finder flow's shape: six tasks, the candidates' submitted ones in the flow's lanes, one more
         x = 0
         for _ in range(6):
             x = noop(x)
-        futures = []
-        for i in range(3):
-            futures.append(noop.submit(i, wait_for=futures[i - parallel: i - parallel + 1] if i >= parallel else []))
-        return noop([f.result() for f in futures])
+        futures: dict[int, object] = {}
+        for lane in lanes(num_candidates, at_once):
+            previous = []
+            for i in lane:
+                futures[i] = noop.submit(i, wait_for=previous)
+                previous = [futures[i]]
+        return noop([futures[i].result() for i in sorted(futures)])
 
     started = time.perf_counter()
-    empty()
+    empty(len(summary["candidates"]), summary["execution"]["at_once"])  # as many, as the run scheduled them
     empty_wall = time.perf_counter() - started
     print(MARK + json.dumps({"imports": imports, "wall": wall, "flow_run_id": str(state.state_details.flow_run_id),
                              "run_dir": summary["run_dir"], "empty_wall": empty_wall}), flush=True)

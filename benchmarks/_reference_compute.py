@@ -19,15 +19,15 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     setup_json, config_json, folder = argv
     from lrf.gluon.data import load_dataset
-    from lrf.gluon.experiment import Setup, build_network, run_sweep
+    from lrf.config import Setup, SweepConfig
+    from lrf.gluon.experiment import build_network, run_sweep
     from lrf.gluon.models import save_parameters
-    from lrf.sweep import SweepConfig
 
     setup = Setup(**json.loads(setup_json))
     config = SweepConfig.from_dict(json.loads(config_json))
     init_params = Path(folder) / "reference-init.params"
     started = time.perf_counter()
-    load_dataset(setup.data, "train")  # cold: what every job pays inside its own clock too
+    load_dataset(setup.source, "train")  # cold: what every job pays inside its own clock too
     data = time.perf_counter() - started
     started = time.perf_counter()
     net, _, _, _ = build_network(setup)

@@ -12,23 +12,22 @@ of its speed on the fixed batch: the figure that says which worker count to use
 from __future__ import annotations
 
 import statistics
-import time
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
+                                module_main, ratios, timed)
 
 NAME = "data_pipeline"
 WORKERS = (0, 1, 2)
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     if quick:
-        return [dict(label="digits (small-cnn)", setup=Setup(data="digits"), batches=150, iterations=60, rounds=2)]
-    out = [dict(label="digits (small-cnn)", setup=Setup(data="digits"), batches=400, iterations=150, rounds=4)]
+        return [dict(label="digits (small-cnn)", setup=Setup(), batches=150, iterations=60, rounds=2)]
+    out = [dict(label="digits (small-cnn)", setup=Setup(), batches=400, iterations=150, rounds=4)]
     if cifar_available():
-        out.append(dict(label="CIFAR-10 rec (resnet18_v2)", setup=Setup(data=CIFAR_DATA, model=RESNET), batches=40,
+        out.append(dict(label="CIFAR-10 rec (resnet18_v2)", setup=Setup(data=CIFAR_DATA), batches=40,
                         iterations=6, rounds=3))
     return out
 
@@ -53,23 +52,21 @@ def measure(case: dict) -> dict:
         fixed = fixed_batch_learner(rig)
         trainer, loss = rig.learner.trainer, rig.learner.loss
 
-        def compute() -> float:
-            sync()
-            started = time.perf_counter()
+        def draw(stream, count: int) -> None:
+            for _ in range(count):
+                next(stream)
+
+        def train(learner) -> None:
             for _ in range(iterations):
-                fixed.iteration()
-            sync()
-            return time.perf_counter() - started
+                learner.iteration()
+
+        def compute() -> float:
+            return timed(lambda: train(fixed), wait=sync)
 
         def loader_alone(workers: int):
             def variant() -> float:
-                stream = streams[workers]
-                for _ in range(2 * workers + 1):  # drain what the workers prefetched meanwhile
-                    next(stream)
-                started = time.perf_counter()
-                for _ in range(batches):
-                    next(stream)
-                return time.perf_counter() - started
+                draw(streams[workers], 2 * workers + 1)  # drain what the workers prefetched meanwhile
+                return timed(lambda: draw(streams[workers], batches))
             return variant
 
         def train_with(workers: int):
@@ -77,12 +74,7 @@ def measure(case: dict) -> dict:
                 learner = GluonLearner(rig.net, streams[workers], rig.ctx, trainer=trainer, loss=loss)
                 for _ in range(2 * workers + 1):
                     learner.iteration()
-                sync()
-                started = time.perf_counter()
-                for _ in range(iterations):
-                    learner.iteration()
-                sync()
-                return time.perf_counter() - started
+                return timed(lambda: train(learner), wait=sync)
             return variant
 
         variants = {"compute": compute}

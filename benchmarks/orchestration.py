@@ -1,13 +1,13 @@
 """Orchestration overhead: the Prefect flow's wall time against the compute inside it.
 
-The lr-finder flow runs with parallel=1 (so its compute adds up) in a fresh
+The lr-finder flow runs with at_once=1 (so its compute adds up) in a fresh
 process each time, as ``lrf-flow`` runs it, against a Prefect API that is
 already running (``prefect_test_harness``; its start-up is reported on its
 own). Compute = loading the data once + building and saving the initial
 parameters + the sweep (both timed in one plain process after its imports, the
 same work as the ``initialise-model`` and ``lr-sweep`` jobs) + every
 candidate's own ``seconds`` (as its result file reports it). Goals: flow wall /
-compute <= 1.15 on the default (digits, 500 iterations x 3 candidates) and
+compute <= 1.15 on the flow's defaults (digits, lrf.config.CandidatePlan) and
 <= 1.02 at CIFAR-10 scale. The rest is broken down from the API's task-run
 records and from start-up timings measured alone.
 """
@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import (CIFAR_DATA, REPO, RESNET, Report, Table, cifar_available, figure, interleaved, log,
+from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, timed)
+from lrf.config import CandidatePlan, Setup, SweepConfig
 
 NAME = "orchestration"
 MARK = "BENCH-RESULT "
@@ -34,11 +35,11 @@ STARTUP = {
     "python -c pass (interpreter)": ["-c", "pass"],
     "python -c 'import mxnet'": ["-c", "import mxnet"],
     "python -m lrf.gluon.jobs (module start, no job)": ["-m", "lrf.gluon.jobs"],
-    "a job's imports: python -c 'import lrf.gluon.experiment, lrf.gluon.candidates'":
-        ["-c", "import lrf.gluon.experiment, lrf.gluon.candidates"],
+    "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'":
+        ["-c", "import lrf.gluon.jobs, lrf.gluon.experiment"],
     "python -c 'import prefect'": ["-c", "import prefect"],
 }
-JOB_IMPORTS = "a job's imports: python -c 'import lrf.gluon.experiment, lrf.gluon.candidates'"
+JOB_IMPORTS = "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'"
 FIRST_CALL = """
 import json, time
 started = time.perf_counter()
@@ -52,12 +53,13 @@ print(json.dumps({"import": imported - started, "first_call": time.perf_counter(
 
 def cases(quick: bool) -> list[dict]:
     if quick:
-        return [dict(label="digits, 50 iterations per candidate (quick)", params=dict(iterations=50, parallel=1),
+        return [dict(label="digits, 50 iterations per candidate (quick)", params=dict(iterations=50, at_once=1),
                      rounds=1, goal=None)]
-    out = [dict(label="digits defaults (500 iterations × 3 candidates)", params=dict(parallel=1), rounds=3, goal=1.15)]
+    defaults = f"{CandidatePlan.iterations} iterations × {len(CandidatePlan.candidate_multipliers)} candidates"
+    out = [dict(label=f"digits defaults ({defaults})", params=dict(at_once=1), rounds=3, goal=1.15)]
     if cifar_available():
         out.append(dict(label="CIFAR-10 scale: resnet18_v2, rec, 100 iterations per candidate",
-                        params=dict(data=CIFAR_DATA, model=RESNET, iterations=100, parallel=1), rounds=1, goal=1.02))
+                        params=dict(data=CIFAR_DATA, iterations=100, at_once=1), rounds=1, goal=1.02))
     return out
 
 
@@ -138,12 +140,8 @@ def _kind(name: str) -> str:
 
 
 def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
-    from lrf.gluon.experiment import Setup
-    from lrf.sweep import SweepConfig
-
     params = dict(case["params"])
-    setup = Setup(data=params.get("data", "digits"), model=params.get("model"))
-    setup_dict = {k: getattr(setup, k) for k in ("data", "model", "device", "batch_size", "seed", "workers")}
+    setup_dict = Setup(**{k: params[k] for k in Setup().to_dict() if k in params}).to_dict()  # the flow's setup
     config = SweepConfig().to_dict()
     rounds: list[dict] = []
     current: dict = {}
@@ -151,7 +149,7 @@ def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
     def flow() -> float:
         # a new output root every time: the flow reuses finished work it finds in output_root/cache
         root = folder / f"runs-{time.monotonic_ns()}"
-        current["root"] = root
+        current["root"] = str(root)
         result = run_flow({**params, "output_root": str(root)}, api_url, folder / "flow-runs.log")
         current["flow"] = result
         return result["wall"]
@@ -165,7 +163,7 @@ def measure_case(case: dict, api_url: str, folder: Path) -> list[dict]:
         current = {}
         log(f"{case['label']}: round {r + 1}/{case['rounds']}")
         interleaved({"flow": flow, "compute": compute} if r % 2 == 0 else {"compute": compute, "flow": flow}, 1)
-        candidates = [json.loads(p.read_text()) for p in sorted(current["root"].rglob("candidate*.json"))]
+        candidates = [json.loads(p.read_text()) for p in sorted(Path(current["root"]).rglob("candidate*.json"))]
         if not candidates:  # before the work cache, results were in the run folder
             run_dir = Path(current["flow"]["run_dir"])
             candidates = [json.loads(p.read_text()) for p in sorted((run_dir / "candidates").glob("lr-*.json"))]
@@ -223,7 +221,7 @@ def summarise(case: dict, rounds: list[dict], startup: dict[str, list[float]]) -
         ["Prefect outside the tasks (flow wall − Σ task durations)", med["between"], share(med["between"])],
         ["— not in the flow wall —", None, ""],
         ["importing the flow module (prefect, lrf) in the flow's process", med["imports"], share(med["imports"])],
-        ["an empty flow of the same ten tasks, same process afterwards", med["empty"], share(med["empty"])],
+        ["an empty flow of the same shape (no-op tasks), same process afterwards", med["empty"], share(med["empty"])],
     ]
     return per_round, {"rows": rows, "median": med}
 
@@ -233,7 +231,7 @@ def run(quick: bool) -> Report:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     report = Report(
         NAME, "Orchestration overhead: Prefect flow wall vs compute", quick,
-        "The lr-finder flow with parallel=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
+        "The lr-finder flow with at_once=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
         "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=120)`, its start-up "
         "reported separately), interleaved with one plain process doing the flow's data loading, initialisation "
         "and sweep (timed after its imports). Compute = that + the candidates' own `seconds`. Goals: flow wall / "
@@ -302,7 +300,7 @@ def run(quick: bool) -> Report:
         "Every flow run gets a new output root, so the flow's work cache (output_root/cache) never short-cuts a "
         "round.",
         "Task durations are the API's task-run records (end − start); 'Prefect outside the tasks' is the flow wall "
-        "minus their sum, which is exact here because parallel=1 makes every task wait for the previous one.",
+        "minus their sum, which is exact here because at_once=1 makes every task wait for the previous one.",
         "A candidate's `seconds` covers building its learner (loading the data set in its own process: for digits "
         "that imports scikit-learn), training and the held-out evaluation; it is counted as compute. What happens "
         "before its clock starts (interpreter, imports, argument parsing) is in the task's remainder.",

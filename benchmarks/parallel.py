@@ -1,72 +1,77 @@
-"""Parallel candidates: K = 3 candidate trainings at once vs one after another vs one alone.
+"""Parallel candidates: K candidate trainings at once vs one after another vs one alone.
 
-Each candidate is what the flow's ``train-candidate`` task runs: one
-``lrf.gluon.jobs.train_candidate`` child process with ``cores // parallel`` MXNet
-threads, candidate i starting when candidate i - parallel has finished (the
-flow's ``wait_for`` chain), from the same initial parameters and batches. On
-2 cores there is nothing to gain in compute; the goal is that parallelism does
-not lose (parallel=3 / parallel=1 <= 1). One candidate alone shows what K
-devices would give: each candidate on a device of its own takes about as long
+The candidates run exactly as the flow runs them: scheduled by
+:func:`lrf.execution.lanes` (``at_once`` lanes side by side, each lane's
+candidates one after another), each one ``lrf.gluon.jobs.candidate_job`` child
+process with :func:`lrf.execution.threads_per_job` OpenMP threads (MXNet's
+default for a lone job), from the same initial parameters and batches. K is the
+reference's number of candidates (``lrf.config.CandidatePlan``). On 2 cores
+there is nothing to gain in compute; the goal is that running candidates at
+once does not lose (the flow's default at_once / at_once=1 <= 1). One candidate alone shows what
+K devices would give: each candidate on a device of its own takes about as long
 as one candidate alone.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from benchmarks._common import (RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+from benchmarks._common import Report, Table, cifar_available, figure, interleaved, log, module_main, ratios
+from lrf.config import CandidatePlan, Setup
+from lrf.execution import Execution, lanes, threads_per_job
 
 NAME = "parallel"
-K = 3
+PICK = 0.01  # the candidates are the flow's for this pick; none diverges, so each runs its full budget
+RATES = tuple(PICK * m for m in CandidatePlan.candidate_multipliers)
+K = len(RATES)
+AT_ONCE = Execution.at_once  # the flow's default
+ALONE = "one alone"
 
 
 def cases(quick: bool, folder: Path) -> list[dict]:
-    from lrf.gluon.experiment import Setup
-
-    rates = (0.01, 0.03, 0.1)  # none diverges, so every candidate runs its full budget
     if quick:
-        return [dict(label="small-cnn / digits", setup=Setup(data="digits"), rates=rates, iterations=50, rounds=1,
-                     schedules=(3, 1))]
-    out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), rates=rates, iterations=500, rounds=3,
-                schedules=(3, 2, 1))]
+        return [dict(label="small-cnn / digits", setup=Setup(), rates=RATES, iterations=50, rounds=1,
+                     at_once=_unique(AT_ONCE, 1))]
+    out = [dict(label="small-cnn / digits", setup=Setup(), rates=RATES, iterations=CandidatePlan.iterations,
+                rounds=3, at_once=_unique(AT_ONCE, 2, 1))]
     if cifar_available():
         from benchmarks._engine import cifar_with_small_holdout
 
         data = cifar_with_small_holdout(folder / "cifar")
-        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=data, model=RESNET), rates=rates,
-                        iterations=15, rounds=2, schedules=(3, 1)))
+        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=data), rates=RATES, iterations=15,
+                        rounds=2, at_once=_unique(AT_ONCE, 1)))
     return out
 
 
-def run_candidates(setup, init_params: Path, rates, iterations: int, parallel: int, folder: Path,
-                   flow_threads: bool = True) -> tuple[float, list]:
-    """Wall seconds for the candidates as the flow schedules them, and their results.
+def _unique(*values: int) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(values))
 
-    ``flow_threads``: cap each child's MXNet threads at cores // parallel as the flow does
-    (tasks/train.py); False leaves MXNet's own defaults (``threads=None``)."""
+
+def run_candidates(setup, init_params: Path, rates, iterations: int, at_once: int, folder: Path) -> tuple[float, list]:
+    """Wall seconds for the candidates as the flow schedules them, and their results: one thread
+    per lane of :func:`lrf.execution.lanes`, each child with the flow's
+    :func:`lrf.execution.threads_per_job` threads."""
     from lrf.gluon import jobs
 
-    threads = max(1, (os.cpu_count() or 1) // parallel) if flow_threads else None
+    threads = threads_per_job(min(at_once, len(rates)))  # as flows/lr_finder.py
     results: list = [None] * len(rates)
     errors: list = []
 
-    def chain(start: int) -> None:  # candidate i waits for candidate i - parallel
+    def lane(indices: list[int]) -> None:  # one after another, as the flow's wait_for chain
         try:
-            for i in range(start, len(rates), parallel):
-                out = folder / f"p{parallel}-{i}-{time.monotonic_ns()}.json"
-                results[i] = jobs.train_candidate(setup, init_params, rates[i], out, iterations=iterations,
-                                                  threads=threads, report=lambda line: None)
+            for i in indices:
+                out = folder / f"at-once-{at_once}-{i}-{time.monotonic_ns()}.json"
+                results[i] = jobs.candidate_job(setup, init_params, rates[i], out, iterations=iterations,
+                                                threads=threads, report=lambda line: None)
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller
             errors.append(error)
 
     started = time.perf_counter()
-    workers = [threading.Thread(target=chain, args=(j,)) for j in range(min(parallel, len(rates)))]
+    workers = [threading.Thread(target=lane, args=(indices,)) for indices in lanes(len(rates), at_once)]
     for w in workers:
         w.start()
     for w in workers:
@@ -83,39 +88,40 @@ def measure(case: dict) -> dict:
     setup, rates, iterations = case["setup"], case["rates"], case["iterations"]
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp:
         folder = Path(tmp)
-        init = jobs.initialise_model(setup, folder / "init.params", report=lambda line: None)
+        init = jobs.init_job(setup, folder / "init.params", report=lambda line: None)
         inside: dict[str, list[float]] = {}
 
-        def variant(rates_, parallel, flow_threads=True):
+        def variant(name, rates_, at_once):
             def go() -> float:
-                seconds, results = run_candidates(setup, init, rates_, iterations, parallel, folder, flow_threads)
-                key = f"{len(rates_)}x{parallel}" + ("" if flow_threads else "-default-threads")
-                inside.setdefault(key, []).append(sum(r.seconds for r in results))
+                seconds, results = run_candidates(setup, init, rates_, iterations, at_once, folder)
+                inside.setdefault(name, []).append(sum(r.seconds for r in results))
                 return seconds
-            return go
+            return name, go
 
-        variants = {f"parallel={p}": variant(rates, p) for p in case["schedules"]}
-        variants["one alone"] = variant(rates[:1], 1)
-        variants["parallel=1, MXNet default threads"] = variant(rates, 1, flow_threads=False)
+        variants = dict(variant(f"at_once={a}", rates, a) for a in case["at_once"])
+        variants.update([variant(ALONE, rates[:1], 1)])
         times = interleaved(variants, case["rounds"])
     return {"times": times, "inside_child_seconds": inside}
 
 
 def run(quick: bool) -> Report:
     report = Report(
-        NAME, "Parallel candidates: K = 3 at once vs in sequence vs one alone", quick,
-        "K = 3 candidate trainings as the flow runs them (one `lrf.gluon.jobs.train_candidate` child process each, "
-        "`cores // parallel` MXNet threads, candidate i after candidate i − parallel) with parallel = 3 and 1 "
-        "(and 2 on digits), and one candidate alone; also parallel=1 with MXNet's default threads instead of the "
-        "flow's cap (`threads=None`); wall time of the whole batch, interleaved. Goal on 2 cores: parallelism does not "
-        "lose (parallel=3 / parallel=1 ≤ 1).",
+        NAME, f"Parallel candidates: K = {K} at once vs in sequence vs one alone", quick,
+        f"K = {K} candidate trainings as the flow runs them (one `lrf.gluon.jobs.candidate_job` child process each, "
+        "scheduled by `lrf.execution.lanes`: candidate i after candidate i − at_once; "
+        "`lrf.execution.threads_per_job` OpenMP threads each: cores // at_once, MXNet's default for at_once = 1) "
+        f"with at_once = {' and '.join(map(str, _unique(AT_ONCE, 1)))} (and 2 on digits at full size), and one "
+        "candidate alone; wall time of the whole batch, interleaved. Goal on 2 cores: running candidates at once "
+        f"does not lose (at_once={AT_ONCE} / at_once=1 ≤ 1).",
     )
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-data-") as tmp:
         for case in cases(quick, Path(tmp)):
             _one_case(report, case)
     report.notes += [
-        "On 2 cores the children share the same compute: parallelism can only win back what one process leaves idle "
-        "(process start-up, data loading, Python between MXNet calls); it cannot add compute.",
+        "On 2 cores the children share the same compute: running them at once can only win back what one process "
+        "leaves idle (process start-up, data loading, Python between MXNet calls); it cannot add compute.",
+        "at_once = 1 keeps MXNet's default threads (`threads_per_job(1)` is None), as the flow does: capping a lone "
+        "job only slowed it (measured here by an earlier version of this benchmark, see benchmarks/results/).",
         "CIFAR-10 candidates evaluate on the first 2,000 of the 10,000 test images (the training data is the full "
         "shared rec file), to keep the run short.",
     ]
@@ -128,39 +134,35 @@ def _one_case(report: Report, case: dict) -> None:
     data = measure(case)
     report.raw[label] = data
     t = data["times"]
-    report.sizes[label] = (f"{case['iterations']} iterations per candidate, rates {case['rates']}, default loader "
-                           f"workers, {case['rounds']} rounds")
-    p3 = ratios(t["parallel=3"], t["parallel=1"])
-    report.figures.append(figure(f"{label}: K=3 parallel=3 / parallel=1", p3, le=1.0, goal="≤ 1 (does not lose)"))
-    if "parallel=2" in t:
-        report.figures.append(figure(f"{label}: K=3 parallel=2 / parallel=1", ratios(t["parallel=2"], t["parallel=1"]),
-                                     note="informational"))
+    rates = ", ".join(f"{r:g}" for r in case["rates"])
+    report.sizes[label] = (f"{case['iterations']} iterations per candidate, rates {rates}, default loader workers, "
+                           f"{case['rounds']} rounds")
+    at_once, in_sequence = f"at_once={AT_ONCE}", "at_once=1"
+    report.figures.append(figure(f"{label}: K={K} {at_once} / {in_sequence}", ratios(t[at_once], t[in_sequence]),
+                                 le=1.0, goal="≤ 1 (does not lose)"))
+    for name in t:
+        if name not in (at_once, in_sequence, ALONE):
+            report.figures.append(figure(f"{label}: K={K} {name} / {in_sequence}", ratios(t[name], t[in_sequence]),
+                                         note="informational"))
     report.figures += [
-        figure(f"{label}: K=3 in sequence / one alone", ratios(t["parallel=1"], t["one alone"]),
-               note=f"≈ {K} expected"),
-        figure(f"{label}: K=3 parallel=3 / one alone", ratios(t["parallel=3"], t["one alone"]),
+        figure(f"{label}: K={K} in sequence / one alone", ratios(t[in_sequence], t[ALONE]), note=f"≈ {K} expected"),
+        figure(f"{label}: K={K} {at_once} / one alone", ratios(t[at_once], t[ALONE]),
                note=f"{K} = no gain, 1 = K devices' worth"),
-        figure(f"{label}: K=3 parallel=1 with the flow's thread cap (2) / with MXNet's default threads",
-               ratios(t["parallel=1"], t["parallel=1, MXNet default threads"]),
-               note="informational: what OMP_NUM_THREADS=MXNET_CPU_WORKER_NTHREADS=2 costs"),
     ]
-    one = statistics.median(t["one alone"])
-    seq = statistics.median(t["parallel=1"])
+    one = statistics.median(t[ALONE])
+    seq = statistics.median(t[in_sequence])
     inside = data["inside_child_seconds"]
     rows = []
-    for name, key in (("parallel=3", "3x3"), ("parallel=2", "3x2"), ("parallel=1", "3x1"), ("one alone", "1x1"),
-                      ("parallel=1, MXNet default threads", "3x1-default-threads")):
-        if name not in t:
-            continue
+    for name in t:
         wall = statistics.median(t[name])
-        rows.append([name, wall, wall / one, seq / wall, statistics.median(inside[key])])
+        rows.append([name, wall, wall / one, seq / wall, statistics.median(inside[name])])
     rows.append([f"estimate: {K} devices, one candidate each", one, 1.0, seq / one, None])
     report.tables.append(Table(
         f"{label}: medians (wall seconds)",
         ["schedule", "wall s", "÷ one alone", "speed-up vs sequence", "Σ candidates' own seconds"],
         rows,
         note="'Σ candidates' own seconds' is the sum of the `seconds` fields the children report (training + "
-             "held-out evaluation, without process start-up); in parallel it exceeds the wall time when children "
+             "held-out evaluation, without process start-up); at once it exceeds the wall time when children "
              "overlap. The device estimate assumes each candidate gets a device of its own and the host keeps up: "
              "wall ≈ one candidate alone, so the speed-up over the sequence is about K.",
     ))

@@ -3,8 +3,8 @@
 For a seed, build and save the initial weights once; train a log-spaced grid of
 constant rates from them on the same batch order (the seed fixes both); run the
 reference sweep from the same weights; train at every rule's pick. Regret = the
-pick's final metric / the grid's best (mean of the last 20 losses, and the
-held-out loss). Goal: the default rule within 1.05 of the grid's best, for at
+pick's final metric / the grid's best (mean of the last ``CandidatePlan.last_k``
+losses, and the held-out loss). Goal: the default rule within 1.05 of the grid's best, for at
 most 1/5 of the grid's compute (one sweep's iterations / (grid size x budget)).
 The sweep is repeated over seeds (weights and batch order change) to show how
 far each rule's pick moves.
@@ -19,23 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import RESNET, Report, Table, cifar_available, figure, log, module_main
+from benchmarks._common import Report, Table, cifar_available, figure, log, module_main
+from lrf.config import CandidatePlan, Setup
 
 NAME = "regret"
-LAST_K = 20
+LAST_K = CandidatePlan.last_k
+SEEDS = (Setup.seed, 1, 2, 3, 4)  # the default seed first
 
 
 def cases(quick: bool, folder: Path) -> list[dict]:
     if quick:
-        return [dict(label="small-cnn / digits", data="digits", model=None, grid=np.geomspace(1e-3, 3, 9),
-                     iterations=50, seeds=(42, 1), grid_seeds=(42,))]
-    out = [dict(label="small-cnn / digits", data="digits", model=None, grid=np.geomspace(1e-3, 3, 11),
-                iterations=500, seeds=(42, 1, 2, 3, 4), grid_seeds=(42, 1, 2, 3, 4))]
+        return [dict(label="small-cnn / digits", data=Setup.data, grid=np.geomspace(1e-3, 3, 9),
+                     iterations=50, seeds=SEEDS[:2], grid_seeds=SEEDS[:1])]
+    out = [dict(label="small-cnn / digits", data=Setup.data, grid=np.geomspace(1e-3, 3, 11),
+                iterations=CandidatePlan.iterations, seeds=SEEDS, grid_seeds=SEEDS)]
     if cifar_available():
         from benchmarks._engine import cifar_with_small_holdout
 
-        out.append(dict(label="resnet18_v2 / CIFAR-10", data=cifar_with_small_holdout(folder / "cifar"), model=RESNET,
-                        grid=np.geomspace(1e-4, 1, 9), iterations=100, seeds=(42, 1, 2), grid_seeds=(42,)))
+        out.append(dict(label="resnet18_v2 / CIFAR-10", data=cifar_with_small_holdout(folder / "cifar"),
+                        grid=np.geomspace(1e-4, 1, 9), iterations=100, seeds=SEEDS[:3], grid_seeds=SEEDS[:1]))
     return out
 
 
@@ -46,13 +48,12 @@ def _metric(c, field: str) -> float:
 
 def one_seed(case: dict, seed: int, folder: Path) -> dict:
     import lrf
-    from lrf.gluon.candidates import train_candidate
-    from lrf.gluon.experiment import Setup, build_network, run_sweep
+    from lrf.gluon.experiment import build_network, run_sweep, train_at_rate
     from lrf.gluon.models import save_parameters
 
     # workers=0: the batch order comes from the seed alone, so the numbers are the same as with
     # workers; training in this one process, loaders that fork would fork after MXNet has run
-    setup = Setup(data=case["data"], model=case["model"], seed=seed, workers=0)
+    setup = Setup(data=case["data"], seed=seed, workers=0)  # the data's default model
     init = folder / f"init-{seed}.params"
     net, *_ = build_network(setup)
     save_parameters(net, init)
@@ -69,7 +70,7 @@ def one_seed(case: dict, seed: int, folder: Path) -> dict:
 
     def train(lr: float):
         if lr not in trained:
-            trained[lr] = train_candidate(setup, init, lr, case["iterations"], LAST_K, report=lambda line: None)
+            trained[lr] = train_at_rate(setup, init, lr, case["iterations"], LAST_K, report=lambda line: None)
         return trained[lr]
 
     grid = [float(lr) for lr in case["grid"]]
@@ -113,11 +114,15 @@ def run(quick: bool) -> Report:
 def build_report(quick: bool, raw: dict[str, dict]) -> Report:
     """The report from the raw results alone (so it can be rebuilt from ``regret.json`` without training)."""
     import lrf
+    from lrf.gluon.preflight import DIGITS_NUM_HOLDOUT, DIGITS_NUM_TRAIN
+
+    budget = CandidatePlan.iterations  # the full digits case's
+    passes = budget * Setup.batch_size / DIGITS_NUM_TRAIN
 
     report = Report(
         NAME, "Suggestion quality: regret of each rule against a grid", quick,
         "Per seed: initial weights built and saved once; a log-spaced grid of constant rates trained from them on "
-        "the same batch order (`lrf.gluon.candidates.train_candidate`, in process); the reference sweep from the same "
+        "the same batch order (`lrf.gluon.experiment.train_at_rate`, in process); the reference sweep from the same "
         "weights; every rule of `lrf.RULES` trained at its pick. Regret = pick's metric / the grid's best (metric: "
         f"mean of the last {LAST_K} losses, and held-out loss). Goal: the default rule "
         f"(`{lrf.DEFAULT_RULE}`) within 1.05 of the grid's best at ≤ 1/5 of the grid's compute (one sweep's "
@@ -139,10 +144,12 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         "means the pick beat every grid rate.",
         "'diverged' / 'no pick': the pick's training produced a non-finite loss, or the rule gave no suggestion; "
         "its regret counts as infinite.",
-        "On digits, 500 iterations of 128 are about 43 passes over the 1,500 training images: at good rates the "
+        f"On digits, {budget} iterations of {Setup.batch_size} are about {passes:.0f} passes over the "
+        f"{DIGITS_NUM_TRAIN:,} training images: at good rates the "
         "training loss ends near zero (1e-3 and below), so the ratio of two training losses magnifies differences "
-        "that are tiny in absolute terms (0.002 against 0.0003 is a regret of 6). There the held-out loss (297 "
-        "images) is the telling metric; on CIFAR-10 (100 iterations, far from fitting) both metrics agree.",
+        f"that are tiny in absolute terms (0.002 against 0.0003 is a regret of 6). There the held-out loss "
+        f"({DIGITS_NUM_HOLDOUT} images) is the telling metric; on CIFAR-10 (100 iterations, far from fitting) both "
+        "metrics agree.",
         "Loaders without worker processes (`workers=0`): the batch order depends on the seed alone, so every "
         "figure here is what the default worker count would give.",
         "CIFAR-10 held-out loss is on the first 2,000 of the 10,000 test images (the training data is the full "

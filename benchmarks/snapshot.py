@@ -10,21 +10,20 @@ and SGD with momentum 0.9 (one state array per parameter) for both models.
 from __future__ import annotations
 
 import statistics
-import time
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
+                                module_main, ratios, timed)
 
 NAME = "snapshot"
 OPTIMIZERS = {"sgd": {"learning_rate": 0.01}, "sgd+momentum 0.9": {"learning_rate": 0.01, "momentum": 0.9}}
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
-    out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), rounds=10 if quick else 40)]
+    out = [dict(label="small-cnn / digits", setup=Setup(), rounds=10 if quick else 40)]
     if not quick and cifar_available():
-        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA, model=RESNET), rounds=6))
+        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA), rounds=6))
     return out
 
 
@@ -38,12 +37,8 @@ def measure(setup, trainer_args: dict, rounds: int, loader=None) -> dict:
         sync()
         state = {"snapshot": learner.snapshot()}
 
-        def iteration() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(trainer_args["learning_rate"])
-            sync()  # the update is still queued when iteration() returns the loss
-            return time.perf_counter() - started
+        def iteration() -> float:  # waits for the update, still queued when iteration() returns the loss
+            return timed(lambda: learner.iteration(trainer_args["learning_rate"]), wait=sync)
 
         snapshot, restore = snapshot_timers(learner, state)
 

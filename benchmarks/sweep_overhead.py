@@ -16,8 +16,8 @@ import contextlib
 import os
 import statistics
 
-from benchmarks._common import (CIFAR_DATA, RESNET, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, ratios)
+from benchmarks._common import (CIFAR_DATA, Report, Table, cifar_available, figure, interleaved, log,
+                                module_main, ratios, timed)
 
 NAME = "sweep_overhead"
 LR = 1e-3  # a rate that trains without diverging, for every model here
@@ -25,20 +25,20 @@ STUB_ITERATIONS = 20_000
 
 
 def cases(quick: bool) -> list[dict]:
-    from lrf.gluon.experiment import Setup
+    from lrf.config import Setup
 
     if quick:
-        return [dict(label="small-cnn / digits", setup=Setup(data="digits"), n=100, rounds=5, parts=10)]
-    out = [dict(label="small-cnn / digits", setup=Setup(data="digits"), n=300, rounds=12, parts=30)]
+        return [dict(label="small-cnn / digits", setup=Setup(), n=100, rounds=5, parts=10)]
+    out = [dict(label="small-cnn / digits", setup=Setup(), n=300, rounds=12, parts=30)]
     if cifar_available():
-        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA, model=RESNET), n=40, rounds=3,
+        out.append(dict(label="resnet18_v2 / CIFAR-10", setup=Setup(data=CIFAR_DATA), n=40, rounds=3,
                         parts=6))
     return out
 
 
 def no_stop_config(n: int):
     """Exactly n iterations: the rate barely moves and the criterion may not stop before n + 1."""
-    from lrf import SweepConfig
+    from lrf.config import SweepConfig
 
     return SweepConfig(lr_start=LR, lr_multiplier=1.000001, max_iter=n, min_iter=n + 1)
 
@@ -58,56 +58,26 @@ class _Stub:
 
 @contextlib.contextmanager
 def _cli_progress(config):
-    """The CLI's progress callback (a tqdm bar), drawn to /dev/null instead of the terminal."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-        try:
-            from lrf.cli import _progress_bar  # the CLI's own callback
-            bar = _progress_bar(config, enabled=True)
-        except ImportError:  # renamed: an equivalent bar
-            bar = _TqdmCallback(config)
-        with bar as callback:
-            yield callback
+    """The CLI's progress callback (:class:`lrf.cli.ProgressBar`), drawn to /dev/null instead of the terminal."""
+    from lrf.cli import ProgressBar
 
-
-class _TqdmCallback:
-    def __init__(self, config):
-        self.total = config.max_iter
-
-    def __enter__(self):
-        import sys
-
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, desc="lr sweep", unit="it", file=sys.stderr, dynamic_ncols=True)
-        return self
-
-    def __call__(self, p) -> None:
-        self.bar.set_postfix_str(f"lr={p.lr:.3g} smoothed_loss={p.smoothed_loss:.4g}", refresh=False)
-        self.bar.update(1)
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), ProgressBar(config, enabled=True) as bar:
+        yield bar
 
 
 def loop_costs(rounds: int = 5) -> dict[str, float]:
     """Per-iteration seconds of the sweep loop alone, and of the CLI progress callback."""
-    import time
-
     import lrf
 
     config = no_stop_config(STUB_ITERATIONS)
     stub = _Stub()
 
     def plain() -> float:
-        started = time.perf_counter()
-        lrf.find(stub, config)
-        return time.perf_counter() - started
+        return timed(lambda: lrf.find(stub, config))
 
     def with_progress() -> float:
         with _cli_progress(config) as callback:
-            started = time.perf_counter()
-            lrf.find(stub, config, progress=callback)
-            return time.perf_counter() - started
+            return timed(lambda: lrf.find(stub, config, progress=callback))
 
     times = interleaved({"plain": plain, "progress": with_progress}, rounds)
     per_iter = statistics.median(times["plain"]) / STUB_ITERATIONS
@@ -120,10 +90,11 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
 
     import lrf
     from benchmarks._engine import Rig, snapshot_timers, sync
+    from lrf.sweep import make_schedule
 
     n, rounds = case["n"], case["rounds"]
     config = no_stop_config(n)
-    schedule = config.make_schedule()
+    schedule = make_schedule(config)  # the rates lrf.find will use
     with Rig(case["setup"], loader=case["loader"]) as rig:
         learner = rig.learner
         with rig.restored():  # warm up the loader, the memory pool and the kernels
@@ -163,18 +134,10 @@ def measure(case: dict, costs: dict[str, float]) -> dict:
         state = {"snapshot": learner.snapshot()}
 
         def iteration() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(LR)
-            sync()
-            return time.perf_counter() - started
+            return timed(lambda: learner.iteration(LR), wait=sync)
 
         def dry_run() -> float:
-            sync()
-            started = time.perf_counter()
-            learner.iteration(None, take_step=False)
-            sync()
-            return time.perf_counter() - started
+            return timed(lambda: learner.iteration(None, take_step=False), wait=sync)
 
         snapshot, restore = snapshot_timers(learner, state)
 
