@@ -6,10 +6,13 @@ Every default comes from the configuration classes (:mod:`lrf.config`,
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from prefect import flow
+from pydantic import Field
 
 from lrf.candidates import continued, survivors
-from lrf.config import CandidatePlan, Setup, SweepConfig
+from lrf.config import CRITERION_NAMES, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
 from lrf.execution import Execution, lanes, threads_per_job
 from lrf.runs import DEFAULT_OUTPUT_ROOT
 from tasks.dataset import prepare_dataset
@@ -21,45 +24,86 @@ from tasks.sweep import lr_sweep, select_lr
 from tasks.train import train_candidate
 
 
-@flow(name="lr-finder")
+# Typed parameters: Prefect turns them into the deployment's form and the server's checks
+# (choices, bounds, descriptions from the Args section). The core validates again: it has
+# other callers. Choices come from lrf.config, so there is one list of each.
+Positive = Field(gt=0)
+AtLeastOne = Field(ge=1)
+DEVICE_PATTERN = r"^(cpu|gpu)(:\d+)?$"
+
+
+@flow(name="lr-finder", validate_parameters=False)  # the core validates, naming parameter and value
 def lr_finder(
     data: str = Setup.data,
     model: str | None = Setup.model,
-    device: str = Setup.device,
-    batch_size: int = Setup.batch_size,
-    seed: int = Setup.seed,
-    workers: int | None = Setup.workers,
-    lr_start: float = SweepConfig.lr_start,
-    lr_multiplier: float = SweepConfig.lr_multiplier,
-    lr_end: float | None = SweepConfig.lr_end,
-    schedule: str = SweepConfig.schedule,
-    smoothing: float = SweepConfig.smoothing,
-    min_iter: int = SweepConfig.min_iter,
-    criterion: str = SweepConfig.criterion,
-    max_iter: int = SweepConfig.max_iter,
-    max_lr: float = SweepConfig.max_lr,
-    rule: str = CandidatePlan.rule,
-    candidate_multipliers: tuple[float, ...] = CandidatePlan.candidate_multipliers,
-    candidate_rates: tuple[float, ...] | None = CandidatePlan.candidate_rates,
-    iterations: int = CandidatePlan.iterations,
-    last_k: int = CandidatePlan.last_k,
-    plan: str = CandidatePlan.plan,
-    refine_rates: int = CandidatePlan.refine_rates,
-    refine_span: float = CandidatePlan.refine_span,
-    rungs: int = CandidatePlan.rungs,
-    at_once: int = Execution.at_once,
+    device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = Setup.device,
+    batch_size: Annotated[int, AtLeastOne] = Setup.batch_size,
+    seed: Annotated[int, Field(ge=0)] = Setup.seed,
+    workers: Annotated[int, Field(ge=0)] | None = Setup.workers,
+    lr_start: Annotated[float, Positive] = SweepConfig.lr_start,
+    lr_multiplier: Annotated[float, Field(gt=1)] = SweepConfig.lr_multiplier,
+    lr_end: Annotated[float, Positive] | None = SweepConfig.lr_end,
+    schedule: Literal[SCHEDULES] = SweepConfig.schedule,
+    smoothing: Annotated[float, Field(ge=0, lt=1)] = SweepConfig.smoothing,
+    min_iter: Annotated[int, AtLeastOne] = SweepConfig.min_iter,
+    criterion: Literal[CRITERION_NAMES] = SweepConfig.criterion,
+    max_iter: Annotated[int, AtLeastOne] = SweepConfig.max_iter,
+    max_lr: Annotated[float, Positive] = SweepConfig.max_lr,
+    rule: Literal[RULE_NAMES] = CandidatePlan.rule,
+    candidate_multipliers: Annotated[tuple[Annotated[float, Positive], ...], Field(min_length=1)]
+    = CandidatePlan.candidate_multipliers,
+    candidate_rates: Annotated[tuple[Annotated[float, Positive], ...], Field(min_length=1)] | None
+    = CandidatePlan.candidate_rates,
+    iterations: Annotated[int, AtLeastOne] = CandidatePlan.iterations,
+    last_k: Annotated[int, AtLeastOne] = CandidatePlan.last_k,
+    plan: Literal[PLANS] = CandidatePlan.plan,
+    refine_rates: Annotated[int, Field(ge=2)] = CandidatePlan.refine_rates,
+    refine_span: Annotated[float, Field(gt=1)] = CandidatePlan.refine_span,
+    rungs: Annotated[int, AtLeastOne] = CandidatePlan.rungs,
+    at_once: Annotated[int, AtLeastOne] = Execution.at_once,
     output_root: str = DEFAULT_OUTPUT_ROOT,
 ) -> dict:
     """Smith's range test, then a check of its pick by training candidates; returns the run summary
     with the recommended rate: the candidate that did best on held-out data.
 
-    Defaults are the reference's (SPEC §7: the pick, ten times it and a tenth of it, 500
-    iterations each), on the offline digits data; ``plan="refine"`` searches a finer grid
-    around the pick by successive halving for the same compute. ``at_once`` candidates
-    train at the same time, each in its own process; every run writes a new folder
-    under ``output_root``. Finished work (initial parameters, sweep, candidates) is
-    kept in ``output_root/cache`` and reused by a run with the same parameters, so a
+    Defaults are the reference's (SPEC §7), on the offline digits data. Every run writes a
+    new folder under ``output_root``; finished work (initial parameters, sweep, candidates)
+    is kept in ``output_root/cache`` and reused by a run with the same parameters, so a
     killed run started again does not redo it.
+
+    Args:
+        data: Training data: digits (offline, scikit-learn's 8x8 digits), cifar10 or
+            cifar10:ROOT (downloads), rec:PATH/train.rec (indexed RecordIO; its held-out
+            split is the sibling with test for train), folder:PATH (one sub-folder per class).
+        model: small-cnn or a Gluon model-zoo name such as resnet18_v2; empty: small-cnn
+            for digits, resnet18_v2 otherwise.
+        device: cpu, gpu or gpu:N.
+        batch_size: Samples per training iteration.
+        seed: Seeds the initial weights and the batch order (every candidate sees the same
+            batches).
+        workers: Data-loader processes; empty: one per CPU core.
+        lr_start: Learning rate of the sweep's first iteration.
+        lr_multiplier: Factor between two iterations of the sweep (reference schedule).
+        lr_end: Sweep a range instead: max_iter steps from lr_start to lr_end.
+        schedule: Shape of a range sweep (linear needs lr_end).
+        smoothing: Weight of the old running mean of the loss, in [0, 1).
+        min_iter: No divergence stop before this many iterations.
+        criterion: Stopping criterion: reference (2 x the first loss) or best (4 x the best).
+        max_iter: At most this many sweep iterations.
+        max_lr: Never train above this rate.
+        rule: Rule that picks a rate from the sweep.
+        candidate_multipliers: Candidates of the reference plan, as multiples of the pick.
+        candidate_rates: Explicit candidate rates instead of multiples of the pick.
+        iterations: Training iterations per candidate (those reaching the last rung with
+            the refine plan).
+        last_k: Rank training losses by the mean of the last k iterations.
+        plan: reference: the pick, 10x and 0.1x for `iterations` each (SPEC §7); refine:
+            successive halving over a finer grid around the pick, same compute.
+        refine_rates: Rates in the refine plan's first rung.
+        refine_span: The refine plan searches pick / span to pick x span.
+        rungs: Rungs of the refine plan; each keeps the better half.
+        at_once: Candidate trainings at the same time, each in its own process.
+        output_root: Folder that receives a new run folder per run, and the work cache.
     """
     setup, config, candidate_plan, execution = check_inputs(
         setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, workers=workers),

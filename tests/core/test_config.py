@@ -48,10 +48,9 @@ def test_lrf_find_defaults_are_the_configuration():
 
 
 def test_lrf_flow_defaults_are_the_configuration():
-    from flows.main import build_parser
+    from flows.main import build_parser, parameters
 
-    options = {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
-    assert options == {name: configuration_defaults()[name] for name in options}
+    assert parameters(build_parser(), []) == configuration_defaults()
 
 
 def test_deployments_declare_only_what_differs_from_the_defaults():

@@ -58,13 +58,18 @@ BAD = [
     ("iterations", 0, "iterations=0"),
     ("last_k", 0, "last_k=0"),
     ("at_once", 0, "at_once=0"),
+    ("plan", "grid", "plan='grid'"),
+    ("refine_rates", 1, "refine_rates=1"),
+    ("refine_span", 1.0, "refine_span=1.0"),
+    ("rungs", 0, "rungs=0"),
     ("output_root", "{tmp}/a-file", "output_root="),
     ("init_params", "{tmp}/missing.params", "init_params="),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
 ]
 CLI_ONLY = {"init_params", "out"}
-FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root"}
+FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root", "plan",
+             "refine_rates", "refine_span", "rungs"}
 CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
 
 
