@@ -65,6 +65,14 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path, da
                 artifacts = client.read_artifacts(
                     artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
                 )
+                local = client.read_deployment_by_name("lr-finder/local")
+                refusals = {}
+                for bad in ({"rule": "valey"}, {"lr_start": -1}, {"batch_size": 0}, {"device": "tpu"},
+                            {"plan": "grid"}, {"candidate_rates": []}):
+                    try:
+                        client.create_flow_run_from_deployment(local.id, parameters=bad)
+                    except Exception as error:  # noqa: BLE001 - the refusal is what is tested
+                        refusals[next(iter(bad))] = str(error)
                 gpu = client.read_deployment_by_name("lr-finder/nightly-gpu")
                 gpu_schedules = client.read_deployment_schedules(gpu.id)
                 gpu_pool = client.read_work_pool("gpu-pool")
@@ -85,6 +93,16 @@ def test_local_deployment_runs_and_gpu_deployment_is_declared(tmp_path: Path, da
     assert by_key["lr-finder-final-losses"].type == "table"
     assert by_key["lr-finder-report"].type == "markdown"
     assert str(run_dir) in by_key["lr-finder-report"].data
+
+    # the deployment's form: every parameter described, choices and bounds in the schema ...
+    schema = local.parameter_openapi_schema["properties"]
+    assert [name for name, field in schema.items() if not field.get("description")] == []
+    assert schema["rule"]["enum"] == ["reference", "steepest", "valley", "minimum"]
+    assert schema["plan"]["enum"] == ["reference", "refine"]
+    assert schema["lr_start"]["exclusiveMinimum"] == 0 and schema["batch_size"]["minimum"] == 1
+    # ... and the server refuses a run that the flow would refuse, when it is created
+    assert sorted(refusals) == sorted(["rule", "lr_start", "batch_size", "device", "plan", "candidate_rates"])
+    assert all("409" in message or "422" in message for message in refusals.values()), refusals
 
     # the GPU deployment: nightly, on the GPU pool limited to one run, with GPU parameters
     assert [s.schedule.cron for s in gpu_schedules] == ["0 2 * * *"] and gpu_schedules[0].active
