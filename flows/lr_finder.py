@@ -60,6 +60,8 @@ def lr_finder(
     refine_rates: Annotated[int, Field(ge=2)] = CandidatePlan.refine_rates,
     refine_span: Annotated[float, Field(gt=1)] = CandidatePlan.refine_span,
     rungs: Annotated[int, AtLeastOne] = CandidatePlan.rungs,
+    sweeps: Annotated[int, AtLeastOne] = CandidatePlan.sweeps,
+    spread_threshold: Annotated[float, Field(gt=1)] = CandidatePlan.spread_threshold,
     at_once: Annotated[int, AtLeastOne] = Execution.at_once,
     output_root: str = DEFAULT_OUTPUT_ROOT,
 ) -> dict:
@@ -102,6 +104,10 @@ def lr_finder(
         refine_rates: Rates in the refine plan's first rung.
         refine_span: The refine plan searches pick / span to pick x span.
         rungs: Rungs of the refine plan; each keeps the better half.
+        sweeps: Range tests from the same weights on different batch orders; the pick is
+            their median, their spread (largest / smallest pick) says how sure it is.
+        spread_threshold: Above this spread the pick is uncertain and the candidates reach
+            that much further each way.
         at_once: Candidate trainings at the same time, each in its own process.
         output_root: Folder that receives a new run folder per run, and the work cache.
     """
@@ -111,34 +117,41 @@ def lr_finder(
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,
                   iterations=iterations, last_k=last_k, plan=plan, refine_rates=refine_rates,
-                  refine_span=refine_span, rungs=rungs),
+                  refine_span=refine_span, rungs=rungs, sweeps=sweeps, spread_threshold=spread_threshold),
         execution=dict(at_once=at_once),
         output_root=output_root,
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)
     init_params = initialise_model(setup, folders.cache_dir)
-    result = lr_sweep(setup, config, init_params, folders.cache_dir)
-    selection = select_lr(result, candidate_plan)
+    sweeps = in_lanes(lr_sweep, [(setup.with_batch_order(r), config, init_params, folders.cache_dir)
+                                 for r in range(candidate_plan.sweeps)], execution.at_once)
+    results = [sweep.result() for sweep in sweeps]
+    selection = select_lr(results, candidate_plan)
 
-    # rung by rung (the reference plan has one): at most `at_once` trainings at a time, each
-    # lane of candidates one after another; survivors go on from their saved state
+    # rung by rung (the reference plan has one); survivors go on from their saved state
     rates = list(selection.candidates)
     threads = threads_per_job(min(execution.at_once, len(rates)))
     trained: list[list] = []
     latest, states = {}, {}
     for number, (count, start, end) in enumerate(candidate_plan.rung_schedule(len(rates))):
         rates = survivors([latest[lr] for lr in rates], count) if number else rates
-        futures = {}
-        for lane in lanes(len(rates), execution.at_once):
-            previous = []
-            for lr in (rates[i] for i in lane):
-                futures[lr] = train_candidate.submit(setup, init_params, lr, candidate_plan, threads,
-                                                     folders.cache_dir, start, end, states.get(lr),
-                                                     wait_for=previous)
-                previous = [futures[lr]]
-        for lr in rates:
-            segment, states[lr] = futures[lr].result()
+        futures = in_lanes(train_candidate, [(setup, init_params, lr, candidate_plan, threads, folders.cache_dir,
+                                              start, end, states.get(lr)) for lr in rates], execution.at_once)
+        for lr, future in zip(rates, futures):
+            segment, states[lr] = future.result()
             latest[lr] = continued(latest.get(lr), segment)
         trained.append([latest[lr] for lr in rates])
-    return report(folders.run_dir, setup, init_params, result, selection, candidate_plan, execution, trained)
+    return report(folders.run_dir, setup, init_params, results, selection, candidate_plan, execution, trained)
+
+
+def in_lanes(task, calls: list[tuple], at_once: int) -> list:
+    """Submit ``task`` once per argument tuple, at most ``at_once`` running at a time (each
+    lane of :func:`lrf.execution.lanes` one after another); the futures, in call order."""
+    futures: list = [None] * len(calls)
+    for lane in lanes(len(calls), at_once):
+        previous = []
+        for i in lane:
+            futures[i] = task.submit(*calls[i], wait_for=previous)
+            previous = [futures[i]]
+    return futures

@@ -39,6 +39,9 @@ class Selection:
     suggestion: Suggestion
     candidates: tuple[float, ...]
     multipliers: tuple[float, ...] | None
+    picks: tuple[float | None, ...] = ()  # the rule's pick on each sweep (one per sweep)
+    spread: float | None = None  # largest / smallest pick; None with fewer than two picks
+    uncertain: bool = False  # spread above the plan's threshold: the candidates' range was widened
 
     @property
     def pick_lr(self) -> float | None:
@@ -82,33 +85,49 @@ class CandidateResult:
         return cls(**data)
 
 
-def select(result: SweepResult, plan: CandidatePlan | None = None) -> Selection:
-    """Apply the plan's rule and derive the candidate rates.
+def select(results: SweepResult | Sequence[SweepResult], plan: CandidatePlan | None = None) -> Selection:
+    """Apply the plan's rule to each sweep, take the median pick and derive the candidate rates.
 
     Args:
-        result: the sweep.
+        results: the sweep, or several from the same weights on different batch orders.
         plan: the rule and the multipliers or explicit rates (default
             :class:`CandidatePlan()`: the reference rule, pick x 1, 10, 0.1). With
             explicit rates the pick is still reported.
+
+    With several sweeps the pick is their median (the lower one of the middle two for an
+    even count: a pick that a sweep really made). When their spread (largest / smallest
+    pick) exceeds ``plan.spread_threshold`` the pick is uncertain and the candidates reach
+    that much further each way: the reference plan's multipliers above 1 are multiplied
+    by the spread and those below divided by it; the refine plan's span is multiplied.
     """
     plan = plan or CandidatePlan()
-    pick = suggest(result, plan.rule)
+    results = [results] if isinstance(results, SweepResult) else list(results)
+    suggestions = [suggest(r, plan.rule) for r in results]
+    found = sorted((s for s in suggestions if s.ok), key=lambda s: s.lr)
+    pick = found[(len(found) - 1) // 2] if found else suggestions[0]
+    spread = found[-1].lr / found[0].lr if len(found) > 1 else None
+    uncertain = spread is not None and spread > plan.spread_threshold
+    picks = tuple(s.lr for s in suggestions)
     if plan.candidate_rates is not None:
-        return Selection(plan.rule, pick, plan.candidate_rates, None)
-    multipliers = plan.candidate_multipliers if plan.plan == "reference" else refine_multipliers(plan)
+        return Selection(plan.rule, pick, plan.candidate_rates, None, picks, spread, uncertain)
+    widen = spread if uncertain else 1.0
+    if plan.plan == "reference":
+        multipliers = tuple(m * widen if m > 1 else m / widen if m < 1 else m for m in plan.candidate_multipliers)
+    else:
+        multipliers = refine_multipliers(plan, widen)
     candidates = tuple(pick.lr * m for m in multipliers) if pick.ok else ()
-    return Selection(plan.rule, pick, candidates, multipliers)
+    return Selection(plan.rule, pick, candidates, multipliers, picks, spread, uncertain)
 
 
-def refine_multipliers(plan: CandidatePlan) -> tuple[float, ...]:
+def refine_multipliers(plan: CandidatePlan, widen: float = 1.0) -> tuple[float, ...]:
     """The refine plan's first rung, as multiples of the pick: ``refine_rates`` log-spaced
-    from 1 / ``refine_span`` to ``refine_span`` (with 9 and 10, the pick and every
-    quarter decade from a tenth of it to ten times it).
+    from 1 / span to span, span = ``refine_span`` x ``widen`` (with 9, 10 and 1: the pick
+    and every quarter decade from a tenth of it to ten times it).
 
     >>> [round(m, 3) for m in refine_multipliers(CandidatePlan(plan="refine", refine_rates=5))]
     [0.1, 0.316, 1.0, 3.162, 10.0]
     """
-    n, span = plan.refine_rates, math.log10(plan.refine_span)
+    n, span = plan.refine_rates, math.log10(plan.refine_span * widen)
     return tuple(10 ** (span * (2 * i / (n - 1) - 1)) for i in range(n))
 
 

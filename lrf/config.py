@@ -161,6 +161,11 @@ class Setup:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def with_batch_order(self, number: int) -> "Setup":
+        """The setup of sweep ``number`` of several: its batches drawn with ``seed + number``
+        (its weights are the run's all the same: loaded from the initial parameters)."""
+        return self if number == 0 else dataclasses.replace(self, seed=self.seed + number)
+
     def cache_fields(self) -> dict[str, Any]:
         """The fields that determine the numbers this setup produces, for cache keys
         (the loader's worker count does not: the batch order comes from the seed alone)."""
@@ -271,6 +276,11 @@ class CandidatePlan:
         refine_span: the refine plan's range, pick / span to pick x span (10: a decade
             each way, the reference candidates' range).
         rungs: rungs of the refine plan; each keeps the better half (3).
+        sweeps: range tests from the same initial weights on different batch orders (1);
+            the pick is their median, and their spread (largest / smallest pick) says how
+            sure it is.
+        spread_threshold: above this spread the pick is uncertain and the candidates'
+            range is widened by the spread (2.0).
 
     Raises:
         ValueError/TypeError at construction, naming the field and the value.
@@ -285,6 +295,8 @@ class CandidatePlan:
     refine_rates: int = 9
     refine_span: float = 10.0
     rungs: int = 3
+    sweeps: int = 1
+    spread_threshold: float = 2.0
 
     def __post_init__(self) -> None:
         one_of("rule", self.rule, RULE_NAMES)
@@ -292,6 +304,8 @@ class CandidatePlan:
         positive_int("refine_rates", self.refine_rates, minimum=2)
         greater_than("refine_span", self.refine_span, 1.0)
         positive_int("rungs", self.rungs)
+        positive_int("sweeps", self.sweeps)
+        greater_than("spread_threshold", self.spread_threshold, 1.0)
         if self.candidate_rates is not None:
             object.__setattr__(self, "candidate_rates", validate_rates("candidate_rates", self.candidate_rates))
         else:

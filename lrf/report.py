@@ -39,7 +39,7 @@ def write_report(
     *,
     setup: dict[str, Any],
     init_params: str | os.PathLike | None = None,
-    result: SweepResult,
+    results: SweepResult | Sequence[SweepResult],
     selection: Selection,
     plan: CandidatePlan,
     execution: dict[str, Any] | None = None,
@@ -47,11 +47,14 @@ def write_report(
 ) -> dict[str, Any]:
     """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
 
-    ``rungs`` holds, per rung, the results of the candidates that trained in it (each up to
-    the rung's end); the reference plan has one. The recommendation comes from the last.
+    ``results`` are the sweep, or the sweeps on different batch orders (``selection`` took
+    the median pick). ``rungs`` holds, per rung, the results of the candidates that trained
+    in it (each up to the rung's end); the reference plan has one. The recommendation comes
+    from the last.
 
-    Files: init.params (a link to ``init_params``), sweep.csv, sweep.png (pick and
-    candidates marked), candidate_losses.csv, candidates.png, final_losses.csv,
+    Files: init.params (a link to ``init_params``), sweep.csv and sweep.png (the sweep the
+    pick came from; pick and candidates marked), sweep-N.csv (the other sweeps, if several),
+    candidate_losses.csv, candidates.png, final_losses.csv,
     final_losses.md (a table per rung when there are several), summary.json (last).
     """
     from lrf.plot import plot_candidates, plot_sweep
@@ -61,7 +64,14 @@ def write_report(
     if init_params is not None:
         files["init_params"] = "init.params"
         _io.link_or_copy(init_params, run_dir / files["init_params"])
+    results = [results] if isinstance(results, SweepResult) else list(results)
+    chosen = next((i for i, lr in enumerate(selection.picks) if lr == selection.pick_lr), 0)
+    result = results[chosen]
     result.save(run_dir / files["sweep_csv"])
+    for number, other in enumerate(results):
+        if number != chosen:
+            files[f"sweep_{number}_csv"] = f"sweep-{number}.csv"
+            other.save(run_dir / files[f"sweep_{number}_csv"])
     others = [c for c in selection.candidates if selection.pick_lr is None or not math.isclose(c, selection.pick_lr)]
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
 
@@ -83,6 +93,8 @@ def write_report(
         "run_dir": str(run_dir),
         "setup": setup,
         "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},
+        "sweeps": {"count": len(results), "picks": list(selection.picks), "spread": selection.spread,
+                   "uncertain": selection.uncertain},
         "plan": plan.to_dict(),
         "execution": execution or {},
         "recommended_lr": recommendation.lr,
@@ -93,7 +105,7 @@ def write_report(
         "candidates": list(selection.candidates),
         "final_losses": rows,
         "rungs": [{"end": rung[0].iterations, "rates": [c.lr for c in rung]} for rung in rungs if rung],
-        "compute": compute(result, rungs, plan),
+        "compute": compute(results, rungs, plan),
         "files": files,
     }
     _io.write_text(run_dir / COMPLETE_MARKER, _io.to_json(summary))
@@ -108,12 +120,12 @@ def latest_results(rungs: Sequence[Sequence[CandidateResult]]) -> list[Candidate
     return list(latest.values())
 
 
-def compute(result: SweepResult, rungs: Sequence[Sequence[CandidateResult]], plan: CandidatePlan) -> dict:
-    """Training iterations the run spent: the sweep's, the candidates' (every rung's), and
+def compute(results: Sequence[SweepResult], rungs: Sequence[Sequence[CandidateResult]], plan: CandidatePlan) -> dict:
+    """Training iterations the run spent: the sweeps', the candidates' (every rung's), and
     the candidates' as a fraction of the reference check's (3 x ``iterations``)."""
     spent = sum(len(c.losses) for c in latest_results(rungs))
     reference = len(REFERENCE_MULTIPLIERS) * plan.iterations
-    return {"sweep_iterations": len(result), "candidate_iterations": spent,
+    return {"sweep_iterations": sum(map(len, results)), "candidate_iterations": spent,
             "reference_check_iterations": reference, "of_reference_check": round(spent / reference, 4)}
 
 

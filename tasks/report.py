@@ -13,10 +13,10 @@ from lrf.result import SweepResult
 
 
 @task(name="report")
-def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, selection: Selection,
+def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResult], selection: Selection,
            plan: CandidatePlan, execution: Execution, rungs: list[list[CandidateResult]]) -> dict:
     """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
-    summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, result=result,
+    summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, results=results,
                            selection=selection, plan=plan, execution=execution.__dict__, rungs=rungs)
     rows = summary["final_losses"]
     recommendation = summary["recommendation"]
@@ -32,8 +32,13 @@ def report(run_dir: str, setup: Setup, init_params: str, result: SweepResult, se
         else "**No recommended learning rate**",
         "",
         f"- evidence: {recommendation['evidence']}",
-        f"- sweep: {len(result)} iterations, stopped: {result.stop_reason.value}",
+        f"- sweep: {summary['sweep']['iterations']} iterations, stopped: {summary['sweep']['stop_reason']}",
         f"- rule `{selection.rule}` picked: " + (f"{pick.lr:.4g} ({pick.reason})" if pick.ok else pick.reason),
+        *([f"- {len(results)} sweeps on different batch orders: picks "
+           + ", ".join("-" if lr is None else f"{lr:.3g}" for lr in selection.picks)
+           + (f", spread {selection.spread:.2f}x" if selection.spread else "")
+           + (": **uncertain**, the candidates' range was widened by the spread" if selection.uncertain else "")]
+          if len(results) > 1 else []),
         f"- candidates: {summary['compute']['candidate_iterations']} training iterations, "
         f"{summary['compute']['of_reference_check']:.0%} of the reference check's",
         "",

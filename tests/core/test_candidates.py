@@ -189,3 +189,38 @@ def test_a_continued_candidate_appends_its_losses():
     assert both.iterations == 5 and both.losses == (2.0, 1.5, 1.2, 1.0, 0.8)
     assert both.mean_last_k == pytest.approx(0.9) and both.holdout_loss == 0.95 and both.seconds == 1.5
     assert continued(None, first) is first
+
+
+def shifted(factor: float) -> SweepResult:
+    """The synthetic sweep with every rate times ``factor``: its pick moves by the same factor."""
+    base = synthetic()
+    return SweepResult([lr * factor for lr in base.lrs], base.losses, base.smoothed, base.stop_reason, base.config)
+
+
+def test_several_sweeps_give_the_median_pick_and_their_spread():
+    single = select(synthetic()).pick_lr
+    selection = select([shifted(1.0), shifted(4.0), shifted(1.5)], CandidatePlan(spread_threshold=5.0))
+    assert selection.pick_lr == pytest.approx(1.5 * single)  # the median of three picks
+    assert selection.picks == pytest.approx((single, 4 * single, 1.5 * single))
+    assert selection.spread == pytest.approx(4.0) and not selection.uncertain
+    assert selection.candidates == pytest.approx(tuple(1.5 * single * m for m in (1, 10, 0.1)))
+
+
+def test_a_spread_above_the_threshold_widens_the_candidates_by_the_spread():
+    selection = select([shifted(1.0), shifted(4.0), shifted(1.5)], CandidatePlan(spread_threshold=2.0))
+    assert selection.uncertain
+    assert selection.multipliers == pytest.approx((1.0, 40.0, 0.025))
+    refine = select([shifted(1.0), shifted(4.0), shifted(1.5)], CandidatePlan(plan="refine", spread_threshold=2.0))
+    assert refine.multipliers[0] == pytest.approx(1 / 40) and refine.multipliers[-1] == pytest.approx(40)
+
+
+def test_an_even_number_of_sweeps_takes_the_lower_middle_pick_a_sweep_really_made():
+    single = select(synthetic()).pick_lr
+    selection = select([shifted(1.0), shifted(2.0)], CandidatePlan())
+    assert selection.pick_lr == pytest.approx(single) and selection.spread == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sweeps": 0}, "sweeps=0"), ({"spread_threshold": 1.0}, "spread_threshold=1.0")])
+def test_bad_sweep_counts_and_thresholds(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CandidatePlan(**kwargs)

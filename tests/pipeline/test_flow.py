@@ -60,3 +60,15 @@ def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api
     assert all(rows[lr]["iterations"] == 20 for lr in stopped)
     report = (Path(summary["run_dir"]) / "final_losses.md").read_text()
     assert "### Rung 1: 4 candidates" in report and "### Rung 2:" in report
+
+
+def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_path):
+    summary = lr_finder(sweeps=3, iterations=20, last_k=5, at_once=3, workers=0, output_root=str(tmp_path))
+    sweeps = summary["sweeps"]
+    assert sweeps["count"] == 3 and len(sweeps["picks"]) == 3
+    picks = sorted(p for p in sweeps["picks"] if p is not None)
+    assert summary["rule_pick"] == picks[(len(picks) - 1) // 2]
+    assert sweeps["spread"] == pytest.approx(picks[-1] / picks[0])
+    files = {p.name for p in Path(summary["run_dir"]).iterdir()}
+    assert {"sweep.csv", "sweep-1.csv", "sweep-2.csv"} <= files or {"sweep.csv", "sweep-0.csv"} <= files
+    assert summary["compute"]["sweep_iterations"] > summary["sweep"]["iterations"]

@@ -112,11 +112,11 @@ def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, cache_dir):
 
 
 def test_select_lr_gives_the_reference_candidates(sweep):
-    selection = select_lr.fn(sweep, CandidatePlan())
+    selection = select_lr.fn([sweep], CandidatePlan())
     assert isinstance(selection, Selection) and selection.suggestion.ok
     pick = selection.pick_lr
     assert selection.candidates == pytest.approx((pick, 10 * pick, pick / 10))
-    explicit = select_lr.fn(sweep, CandidatePlan(candidate_rates=(0.05, 0.2)))
+    explicit = select_lr.fn([sweep], CandidatePlan(candidate_rates=(0.05, 0.2)))
     assert explicit.candidates == (0.05, 0.2)
 
 
@@ -134,9 +134,9 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     from tasks.report import report
 
     plan = CandidatePlan(iterations=20, last_k=5)
-    selection = select_lr.fn(sweep, plan)
+    selection = select_lr.fn([sweep], plan)
     candidates = [train_candidate.fn(SETUP, init_params, lr, plan, 1, cache_dir)[0] for lr in selection.candidates]
-    summary = report.fn(run_dir, SETUP, init_params, sweep, selection, plan, Execution(), [candidates])
+    summary = report.fn(run_dir, SETUP, init_params, [sweep], selection, plan, Execution(), [candidates])
     files = {p.name for p in Path(run_dir).iterdir()}
     assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
             "final_losses.md", "summary.json"} <= files

@@ -62,6 +62,8 @@ BAD = [
     ("refine_rates", 1, "refine_rates=1"),
     ("refine_span", 1.0, "refine_span=1.0"),
     ("rungs", 0, "rungs=0"),
+    ("sweeps", 0, "sweeps=0"),
+    ("spread_threshold", 1.0, "spread_threshold=1.0"),
     ("output_root", "{tmp}/a-file", "output_root="),
     ("init_params", "{tmp}/missing.params", "init_params="),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
@@ -69,7 +71,7 @@ BAD = [
 ]
 CLI_ONLY = {"init_params", "out"}
 FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root", "plan",
-             "refine_rates", "refine_span", "rungs"}
+             "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold"}
 CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
 
 
