@@ -162,6 +162,28 @@ def table_markdown(rows: Sequence[dict], k: int, measure: str | None = None) -> 
     return "\n".join(lines) + "\n"
 
 
+def formatted_rows(rows: Sequence[dict]) -> list[dict]:
+    """The final-loss rows with their numbers as the Markdown table shows them (for a table
+    a person reads, e.g. Prefect's table artifact): "diverged" instead of a blank."""
+    patterns = {"lr": "{:.4g}", "multiplier": "{:.3g}", "holdout_accuracy": "{:.2%}"}
+    out = []
+    for r in rows:
+        row = {k: (_fmt(v, patterns.get(k, "{:.4f}")) if isinstance(v, float) or v is None else v)
+               for k, v in r.items() if k not in ("rule_pick", "recommended")}
+        row["note"] = ", ".join(m for m, on in (("recommended", r["recommended"]), ("rule's pick", r["rule_pick"])) if on)
+        out.append(row)
+    return out
+
+
+def inline_png(path: str | os.PathLike, title: str) -> str:
+    """A Markdown image with the PNG inline (a data: URI), so it shows in the Prefect UI
+    without access to the worker's disk."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
+
+
 def table_csv(rows: Sequence[dict]) -> str:
     lines = [",".join(TABLE_COLUMNS)]
     for r in rows:

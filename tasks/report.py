@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from lrf.candidates import CandidateResult, Selection
 from lrf.config import CandidatePlan, Setup
 from lrf.execution import Execution
-from lrf.report import write_report
+from lrf.report import formatted_rows, inline_png, write_report
 from lrf.result import SweepResult
 
 
@@ -21,7 +21,7 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
     rows = summary["final_losses"]
     recommendation = summary["recommendation"]
     if rows:
-        create_table_artifact(key="lr-finder-final-losses", table=rows,
+        create_table_artifact(key="lr-finder-final-losses", table=formatted_rows(rows),
                               description=f"Final losses of the candidate rates ({run_dir})")
     pick = selection.suggestion
     recommended = summary["recommended_lr"]
@@ -43,6 +43,11 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
         f"{summary['compute']['of_reference_check']:.0%} of the reference check's",
         "",
         (Path(run_dir) / summary["files"]["final_losses_md"]).read_text(encoding="utf-8") if rows else "",
+        "## Plots",
+        "",
+        *(inline_png(Path(run_dir) / summary["files"][name], title) for name, title in
+          (("sweep_plot", "Loss against learning rate"), ("candidates_plot", "Candidate trainings"))
+          if name in summary["files"]),
         "## Files",
         "",
         *(f"- {name}: `{run_dir}/{file}`" for name, file in summary["files"].items()),

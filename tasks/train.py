@@ -8,6 +8,7 @@ from lrf.candidates import CandidateResult
 from lrf.config import CandidatePlan, Setup
 from lrf.gluon import jobs
 from lrf.runs import work_key
+from tasks._naming import completed_as
 
 
 @task(name="train-candidate", retries=1, retry_delay_seconds=5,
@@ -26,4 +27,8 @@ def train_candidate(setup: Setup, init_params: str, lr: float, plan: CandidatePl
     result = jobs.candidate_job(setup, init_params, lr, Path(cache_dir) / f"candidate-{key}.json",
                                 iterations=end - start, last_k=plan.last_k, threads=threads, start=start,
                                 resume_from=resume_from, state_out=state, report=get_run_logger().info)
-    return result, None if state is None or not state.is_file() else str(state)
+    value = result, None if state is None or not state.is_file() else str(state)
+    if result.diverged:
+        return completed_as(value, "Diverged", f"lr={lr:.4g}: the loss was not finite at iteration "
+                                               f"{start + len(result.losses)}")
+    return value

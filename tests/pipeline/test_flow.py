@@ -72,3 +72,22 @@ def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_p
     files = {p.name for p in Path(summary["run_dir"]).iterdir()}
     assert {"sweep.csv", "sweep-1.csv", "sweep-2.csv"} <= files or {"sweep.csv", "sweep-0.csv"} <= files
     assert summary["compute"]["sweep_iterations"] > summary["sweep"]["iterations"]
+
+
+def test_a_task_run_says_what_happened_in_its_state(prefect_api):
+    from prefect import flow, task
+
+    from tasks._naming import completed_as
+
+    @task
+    def diverging() -> tuple:
+        return completed_as((1, None), "Diverged", "the loss was not finite")
+
+    @flow
+    def one_task():
+        future = diverging.submit()
+        return future.result(), future.state
+
+    value, state = one_task()
+    assert value == (1, None) and state.is_completed() and state.name == "Diverged"
+    assert diverging.fn() == (1, None)  # a unit test calling the function gets the plain value

@@ -149,8 +149,12 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     assert [row["rank"] for row in summary["final_losses"]] == [1, 2, 3]
     from prefect.artifacts import Artifact
 
-    assert Artifact.get("lr-finder-final-losses") is not None
-    assert str(run_dir) in Artifact.get("lr-finder-report").data
+    table = Artifact.get("lr-finder-final-losses")
+    assert table is not None and "0.19873012250342248" not in table.data
+    cells = [cell for row in json.loads(table.data) for cell in row.values()]
+    assert all(not isinstance(cell, float) for cell in cells)  # formatted as the Markdown table is
+    markdown = Artifact.get("lr-finder-report").data
+    assert str(run_dir) in markdown and markdown.count("](data:image/png;base64,") == 2  # plots in the UI
 
 
 def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params):
