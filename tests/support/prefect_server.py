@@ -569,10 +569,12 @@ def running_worker(
     name: str | None = None,
     ready_timeout: float | None = WORKER_READY_TIMEOUT,
     extra_args: Sequence[str] = (),
+    may_die: bool = False,
 ) -> Iterator[subprocess.Popen]:
     """``prefect worker start --pool POOL --name NAME`` in the background; yield the
     Popen once the worker has registered with the API (``ready_timeout=None``:
-    do not wait); always stop it and the flow runs it started.
+    do not wait); always stop it and the flow runs it started. A worker that died
+    during the test is an error unless ``may_die`` (a test that kills it).
 
     Stopping: SIGTERM to the worker's process group (the worker turns it into a
     SIGINT to itself and exits, ~0.5 s), then SIGINT, then SIGKILL; then any
@@ -590,7 +592,7 @@ def running_worker(
         if ready_timeout is not None:
             wait_for_worker(api_url, pool, name, ready_timeout, proc, log)
         yield proc
-        if proc.poll() is not None:
+        if proc.poll() is not None and not may_die:
             raise PrefectHarnessError(
                 f"worker {name!r} died during the test (code {proc.returncode}).\n{log_tail(log)}"
             )
