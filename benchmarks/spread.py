@@ -10,6 +10,7 @@ figures choose ``CandidatePlan.sweeps`` and ``CandidatePlan.spread_threshold``.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ def cases(quick: bool, folder: Path) -> list[dict]:
     if quick:
         return [dict(label="small-cnn / digits", data=Setup.data, seeds=(Setup.seed,), orders=3)]
     out = [dict(label="small-cnn / digits", data=Setup.data, seeds=(Setup.seed, 1, 2, 3, 4), orders=5)]
-    if cifar_available():
+    if cifar_available() and os.environ.get("LRF_BENCH_SPREAD_CIFAR") == "1":  # 3 ResNet sweeps: long on CPU
         from benchmarks._engine import cifar_with_small_holdout
 
         out.append(dict(label="resnet18_v2 / CIFAR-10", data=cifar_with_small_holdout(folder / "cifar"),

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  evidence: {summary['recommendation']['evidence']}")
     pick = summary["rule_pick"]
     print(f"  the {summary['rule']} rule's pick: " + (f"{pick:.4g}" if pick is not None else "none"))
+    bounds = summary["cyclical_range"]
+    if bounds["base_lr"] is not None:
+        print(f"  cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}")
     for name, file in summary["files"].items():
         print(f"  {name}: {summary['run_dir']}/{file}")
     return 0

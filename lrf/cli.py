@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one batch per rate while the rate grows geometrically, stop when the loss "
         "diverges, restore the model, write the curve, its plot and a summary, print the suggestion. "
         "Defaults are the reference's (SPEC.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsShown,
     )
     data = find.add_argument_group("data, model, device")
     data.add_argument("--data", default=Setup.data, help=f"{DATA_FORMS}: digits is offline (ships with "
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     output.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     return parser
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none (None: the help says what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +123,7 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "rule": args.rule,
         "suggestion": chosen.to_dict(),
         "suggestions": {name: s.to_dict() for name, s in suggestions.items()},
-        "cyclical_range": {"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "reason": bounds.reason},
+        "cyclical_range": bounds.to_dict(),
         "files": {"sweep": "sweep.csv", "plot": "sweep.png"},
     }
     _io.write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")

@@ -16,6 +16,7 @@ from lrf import _io
 from lrf.candidates import MEASURE_LABELS, CandidateResult, Selection, final_loss_table, recommend
 from lrf.config import REFERENCE_MULTIPLIERS, CandidatePlan
 from lrf.result import SweepResult
+from lrf.rules import cyclical_range
 from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
@@ -102,6 +103,7 @@ def write_report(
         "rule": selection.rule,
         "rule_pick": selection.pick_lr,
         "suggestion": selection.suggestion.to_dict(),
+        "cyclical_range": cyclical_range(result, selection.rule).to_dict(),
         "candidates": list(selection.candidates),
         "final_losses": rows,
         "rungs": [{"end": rung[0].iterations, "rates": [c.lr for c in rung]} for rung in rungs if rung],

@@ -77,6 +77,9 @@ class CyclicalRange:
     max_lr: float | None
     reason: str
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     @property
     def ok(self) -> bool:
         return self.base_lr is not None
