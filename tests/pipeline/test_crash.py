@@ -43,7 +43,7 @@ def test_a_run_whose_machine_dies_is_marked_crashed_and_resumes_from_the_cache(t
         api_url = stack.enter_context(running_prefect_server(home))
         env = {**prefect_env(api_url, home), "PWD": str(ROOT), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": HEARTBEAT}
         run_cli(["work-pool", "create", "local-pool", "--type", "process"], env, ROOT)
-        run_cli(["deploy", "--all", "--no-prompt", "--prefect-file", "deployments/prefect.yaml"], env, ROOT)
+        run_cli(["deploy", "--name", "local", "--no-prompt", "--prefect-file", "deployments/prefect.yaml"], env, ROOT)
         done = subprocess.run([sys.executable, "-m", "deployments.automations"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
