@@ -29,6 +29,7 @@ ABOUT = {
     "parallel": "4. Parallel candidates",
     "data_pipeline": "5. Data pipeline",
     "regret": "6. Suggestion quality (regret)",
+    "spread": "7. How sure is a pick (spread over batch orders)",
 }
 
 
