@@ -63,7 +63,7 @@ def test_a_killed_candidate_fails_its_task_which_is_retried_and_the_others_are_k
     trainings = sorted((r.run_count for r in runs if r.name.startswith("train-candidate")), reverse=True)
     assert trainings == [2, 1, 1]  # the killed one ran twice (retry), the others once
     assert sorted(r.name for r in runs if r.name.startswith("train-candidate")) == sorted(
-        f"train-candidate-lr-{lr:.4g}" for lr in summary["candidates"]
+        f"train-candidate-lr-{lr:.4g}-to-300" for lr in summary["candidates"]  # the rate, and how far it trains
     )
 
 
