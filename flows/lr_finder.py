@@ -136,6 +136,8 @@ def lr_finder(
     latest, states = {}, {}
     for number, (count, start, end) in enumerate(candidate_plan.rung_schedule(len(rates))):
         rates = survivors([latest[lr] for lr in rates], count) if number else rates
+        if not rates:  # every candidate diverged
+            break
         futures = in_lanes(train_candidate, [(setup, init_params, lr, candidate_plan, threads, folders.cache_dir,
                                               start, end, states.get(lr)) for lr in rates], execution.at_once)
         for lr, future in zip(rates, futures):

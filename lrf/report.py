@@ -77,7 +77,7 @@ def write_report(
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
 
     candidates = latest_results(rungs)
-    recommendation = recommend(selection, rungs[-1] if rungs else [])
+    recommendation = recommend(selection, next((rung for rung in reversed(rungs) if rung), []))
     rows = final_loss_table(selection, candidates, recommendation)
     if candidates:
         files.update(candidate_losses="candidate_losses.csv", candidates_plot="candidates.png",
