@@ -98,8 +98,8 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         try:
             result = find(learner, config, progress=progress)
-        except DataError as error:  # a record or image met in training that cannot be used: named, no output
-            parser.exit(1, f"{parser.prog} find: error: {error}\n")
+        except DataError as error:  # bad data met in training (past the checked sample): named, no output
+            _usage_error(parser, error)
     seconds = time.perf_counter() - started
 
     suggestions = {name: suggest(result, name) for name in RULE_NAMES}
