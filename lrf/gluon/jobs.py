@@ -175,7 +175,13 @@ def _run_child(job: str, args: dict, out: Path, *, threads: int | None, report: 
         child.stdout.close()
     if status != 0:
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        named = [line[len(_DATA_ERROR):] for line in tail if line.startswith(_DATA_ERROR)]
+        if named:  # bad data, named by the engine: its one line says it all
+            raise RuntimeError(f"lrf job {job!r} failed in its process ({how}): {named[-1]}")
         raise RuntimeError(f"lrf job {job!r} failed in its process ({how}):\n" + "\n".join(tail[-15:]))
+
+
+_DATA_ERROR = "lrf.gluon.datacheck.DataError: "  # how the child's traceback ends on bad data
 
 
 def _die_with_parent() -> None:
