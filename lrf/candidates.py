@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Sequence
 
 from lrf import _io
@@ -79,10 +79,67 @@ class CandidateResult:
 
     @classmethod
     def from_json(cls, text: str) -> "CandidateResult":
+        """Read :meth:`to_json`'s text back, checking that it is a whole, consistent result (other
+        keys are ignored: a cached result carries a header of its own).
+
+        Raises:
+            ValueError: not JSON, a field missing or of the wrong type, or numbers that
+                contradict each other (no losses, more losses than iterations, a final loss
+                that is not the last loss, a mean of the last k that is not theirs, ...).
+        """
         data = json.loads(text)
-        data["losses"] = tuple(float(v) for v in data["losses"])
-        data["final_loss"], data["mean_last_k"] = float(data["final_loss"]), float(data["mean_last_k"])
-        return cls(**data)
+        if not isinstance(data, dict):
+            raise ValueError("not an lrf candidate result: expected a JSON object")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"lrf candidate result lacks {', '.join(missing)}")
+        if not isinstance(data["losses"], list):
+            raise ValueError(f"lrf candidate result has losses={data['losses']!r}, expected a list")
+        values = {name: _float(name, data[name]) for name in ("lr", "final_loss", "mean_last_k", "seconds")}
+        for name in ("holdout_loss", "holdout_accuracy"):
+            values[name] = None if data[name] is None else _float(name, data[name])
+        for name in ("iterations", "last_k"):
+            if isinstance(data[name], bool) or not isinstance(data[name], int) or data[name] < 1:
+                raise ValueError(f"lrf candidate result has {name}={data[name]!r}, expected an integer >= 1")
+            values[name] = data[name]
+        values["losses"] = tuple(_float(f"losses[{i}]", v) for i, v in enumerate(data["losses"]))
+        result = cls(**values)
+        result._check()
+        return result
+
+    def _check(self) -> None:
+        """Raise ValueError if the numbers contradict each other."""
+        problem = None
+        finite = [math.isfinite(v) for v in self.losses]
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problem = f"lr={self.lr!r} is not a positive rate"
+        elif not self.losses:
+            problem = "it has no losses"
+        elif len(self.losses) > self.iterations:
+            problem = f"it has {len(self.losses)} losses for iterations={self.iterations}"
+        elif not all(finite[:-1]) or (len(self.losses) < self.iterations and finite[-1]):
+            problem = "training goes on after a non-finite loss, or stops early without one"
+        elif finite[-1] and self.final_loss != self.losses[-1]:
+            problem = f"final_loss={self.final_loss!r} is not the last loss {self.losses[-1]!r}"
+        elif finite[-1] and not math.isclose(self.mean_last_k, sum(self.losses[-self.last_k:])
+                                             / len(self.losses[-self.last_k:]), rel_tol=1e-9, abs_tol=1e-12):
+            problem = f"mean_last_k={self.mean_last_k!r} is not the mean of the last {self.last_k} losses"
+        elif not finite[-1] and not (math.isnan(self.final_loss) and math.isnan(self.mean_last_k)):
+            problem = "a diverged training must have final_loss and mean_last_k NaN"
+        elif self.holdout_accuracy is not None and not 0 <= self.holdout_accuracy <= 1:
+            problem = f"holdout_accuracy={self.holdout_accuracy!r} is not in [0, 1]"
+        if problem:
+            raise ValueError(f"lrf candidate result is inconsistent: {problem}")
+
+
+def _float(name: str, value) -> float:
+    """A number of a result file: a JSON number or "NaN"/"Infinity"/"-Infinity"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"lrf candidate result has {name}={value!r}, expected a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"lrf candidate result has {name}={value!r}, expected a number") from None
 
 
 def select(results: SweepResult | Sequence[SweepResult], plan: CandidatePlan | None = None) -> Selection:

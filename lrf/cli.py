@@ -97,11 +97,16 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         learner = open_learner(setup, args.init_params)
     except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
         _usage_error(parser, error)
+    from lrf.gluon.preflight import DataError
+
     started = time.perf_counter()
     with learner, ProgressBar(config, enabled=not args.no_progress) as progress:
         from lrf.sweep import find
 
-        result = find(learner, config, progress=progress)
+        try:
+            result = find(learner, config, progress=progress)
+        except DataError as error:  # bad data met in training (past the checked sample): named, no output
+            _usage_error(parser, error)
     seconds = time.perf_counter() - started
 
     suggestions = {name: suggest(result, name) for name in RULE_NAMES}

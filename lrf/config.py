@@ -265,8 +265,11 @@ class CandidatePlan:
         candidate_multipliers: candidates = pick x each (1, 10, 0.1: SPEC §7).
         candidate_rates: explicit rates instead of multipliers (None).
         iterations: training iterations per candidate (500, SPEC §7); with the refine
-            plan, those of the candidates that reach the last rung.
-        last_k: also rank by the mean loss of the last ``last_k`` iterations (20).
+            plan, those of the candidates that reach the last rung. At least 2: the first
+            loss is measured before any update.
+        last_k: also rank by the mean loss of the last ``last_k`` iterations (20); more
+            than ``iterations`` becomes ``iterations`` (the mean of them all, reported as
+            such). The refine plan's earlier rungs may be shorter: they rank on what they have.
         plan: "reference" (train every candidate ``iterations``: SPEC §7) or "refine"
             (successive halving over ``refine_rates`` log-spaced rates from pick /
             ``refine_span`` to pick x ``refine_span``: the weaker half stops at each
@@ -314,6 +317,15 @@ class CandidatePlan:
             object.__setattr__(self, "candidate_multipliers", multipliers)
         positive_int("iterations", self.iterations)
         positive_int("last_k", self.last_k)
+        if self.iterations < 2:
+            # a candidate's first loss is measured before any update: with one iteration every
+            # candidate has the same loss, and the check would "confirm" whatever it is given
+            raise ValueError(f"iterations must be >= 2 (the first loss is measured before any update), "
+                             f"got iterations={self.iterations!r}")
+        if self.last_k > self.iterations:
+            # the mean of the last k of fewer than k losses is the mean of them all: say so, in
+            # the plan every table and summary reports, rather than label it "last k"
+            object.__setattr__(self, "last_k", self.iterations)
         if self.plan == "refine":
             self.rung_schedule(self.refine_rates if self.candidate_rates is None else len(self.candidate_rates))
 

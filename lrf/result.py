@@ -87,15 +87,25 @@ class SweepResult:
 
     @classmethod
     def from_csv(cls, text: str) -> "SweepResult":
+        """Read :meth:`to_csv`'s text back. Raises ValueError naming the line of anything
+        missing or malformed (header, columns, a cell)."""
         lines = text.splitlines()
         if not lines or not lines[0].startswith(f"# {FORMAT} "):
             raise ValueError(f"not an lrf sweep CSV: the first line must start with '# {FORMAT} '")
-        meta = json.loads(lines[0][len(FORMAT) + 3 :])
+        meta = _parse_meta(lines[0][len(FORMAT) + 3 :], "the CSV's first line")
         rows = list(csv.reader(lines[1:]))
         if not rows or tuple(rows[0]) != COLUMNS:
             raise ValueError(f"lrf sweep CSV must have the columns {','.join(COLUMNS)}")
-        columns = list(zip(*rows[1:])) or [(), (), (), ()]
-        return cls._from_meta(meta, *(tuple(map(float, column)) for column in columns[1:]))
+        values = []
+        for number, row in enumerate(rows[1:], start=3):
+            if len(row) != len(COLUMNS):
+                raise ValueError(f"lrf sweep CSV line {number} has {len(row)} cells, expected {len(COLUMNS)} "
+                                 f"({','.join(COLUMNS)}): {','.join(row)!r}")
+            if row[0] != str(number - 3):
+                raise ValueError(f"lrf sweep CSV line {number} is iteration {row[0]!r}, expected {number - 3}")
+            values.append(tuple(_number(cell, f"line {number} column {name}") for name, cell in zip(COLUMNS[1:], row[1:])))
+        columns = list(zip(*values)) or [(), (), ()]
+        return cls._from_meta(meta, *columns)
 
     # --- JSON ---------------------------------------------------------------------
     def to_json(self) -> str:
@@ -108,11 +118,16 @@ class SweepResult:
 
     @classmethod
     def from_json(cls, text: str) -> "SweepResult":
+        """Read :meth:`to_json`'s text back (other keys are ignored: a cached sweep carries a
+        header of its own). Raises ValueError for anything missing or malformed."""
         data = json.loads(text)
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not an lrf sweep JSON: format={data.get('format')!r}")
-        points = data["points"]
-        return cls._from_meta(data, *(tuple(float(v) for v in points[key]) for key in COLUMNS[1:]))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not an lrf sweep JSON: format={data.get('format') if isinstance(data, dict) else None!r}")
+        points = data.get("points")
+        if not isinstance(points, dict) or any(not isinstance(points.get(key), list) for key in COLUMNS[1:]):
+            raise ValueError(f"lrf sweep JSON must have points with the lists {', '.join(COLUMNS[1:])}")
+        columns = [tuple(_number(v, f"points.{key}[{i}]") for i, v in enumerate(points[key])) for key in COLUMNS[1:]]
+        return cls._from_meta(data, *columns)
 
     # --- files --------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -133,4 +148,33 @@ class SweepResult:
     def _from_meta(cls, meta: dict[str, Any], lrs, losses, smoothed) -> "SweepResult":
         if meta.get("version") != VERSION:
             raise ValueError(f"unsupported lrf sweep version {meta.get('version')!r} (this lrf reads {VERSION})")
-        return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), SweepConfig.from_dict(meta["config"]))
+        missing = [key for key in ("stop_reason", "config") if key not in meta]
+        if missing:
+            raise ValueError(f"lrf sweep file lacks {' and '.join(missing)} in its header")
+        if not isinstance(meta["config"], dict):
+            raise ValueError(f"lrf sweep file has config={meta['config']!r}, expected the sweep's settings")
+        try:
+            config = SweepConfig.from_dict(meta["config"])
+        except TypeError as error:  # unknown or missing settings
+            raise ValueError(f"lrf sweep file has an invalid config: {error}") from None
+        return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), config)
+
+
+def _parse_meta(text: str, where: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"lrf sweep file: {where} is not a JSON header ({error})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"lrf sweep file: {where} is not a JSON object")
+    return meta
+
+
+def _number(value: Any, where: str) -> float:
+    """A float from a CSV cell or a JSON value (numbers, or "NaN"/"Infinity"/"-Infinity")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"lrf sweep file: {where} is {value!r}, not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"lrf sweep file: {where} is {value!r}, not a number") from None

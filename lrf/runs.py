@@ -3,10 +3,13 @@
 A run folder (``root/run-...``) belongs to one run and is never reused. The
 work cache (``root/cache/``) holds what runs can share: the initial parameters,
 sweeps and candidate trainings, each under a name derived from everything that
-determines it. Every file is written atomically, so a file that exists is
-complete, and a run that was killed and started again with the same parameters
-finds its finished work there instead of redoing it. Deleting ``cache/`` at any
-time only costs recomputation.
+determines it (the data's content among it: :func:`lrf.gluon.jobs.work_fields`).
+Every file is written atomically, and what is read back is verified: whole, and
+about the work asked for (:mod:`lrf.cache`; a file that is not is set aside and the
+work done again). A run that was killed and started again with the same
+parameters finds its finished work there instead of redoing it. Deleting
+``cache/`` at any time only costs recomputation. Run folders get copies, never
+links, of cached files: what a user does to a run folder stays there.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 DEFAULT_OUTPUT_ROOT = "lrf-runs"  # every run gets a new folder under it
 COMPLETE_MARKER = "summary.json"  # written last: a folder with it is complete
 CACHE_DIR = "cache"
-CACHE_VERSION = 1  # bump when a change to lrf makes cached work wrong
+CACHE_VERSION = 2  # bump when a change to lrf makes cached work wrong (2: keys hold the data's fingerprint)
 
 
 @dataclass(frozen=True)

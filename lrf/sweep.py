@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -108,7 +109,7 @@ def find(
             if lr > config.max_lr:
                 reason = StopReason.MAX_LR
                 break
-            loss = float(learner.iteration(lr))
+            loss = _as_loss(learner.iteration(lr), lr)
             if not math.isfinite(loss):
                 lrs.append(lr), losses.append(loss), smoothed.append(math.nan)
                 reason = StopReason.NON_FINITE
@@ -125,3 +126,15 @@ def find(
         learner.restore(snapshot)
     log.info("sweep stopped after %d iterations (%s) at lr=%.3g", len(lrs), reason.value, lrs[-1] if lrs else math.nan)
     return SweepResult(tuple(lrs), tuple(losses), tuple(smoothed), reason, config)
+
+
+def _as_loss(value: Any, lr: float) -> float:
+    """The batch's mean loss as a float; anything but a real number (an array, None, a string
+    "2.3") is the learner's bug, named as such rather than as a bare float() error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise TypeError(f"learner.iteration(lr={lr!r}) must return the batch's mean loss as a float, "
+                        f"got {shown} ({type(value).__name__})")
+    return float(value)
+

@@ -15,7 +15,7 @@ from lrf.runs import work_key
 def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str) -> SweepResult:
     """The range test from the saved initial parameters; progress goes to the run log
     (a sweep already in the cache is reused)."""
-    key = work_key("sweep", setup.cache_fields(), config.to_dict(), Path(init_params).name)
+    key = work_key("sweep", jobs.work_fields(setup), config.to_dict(), Path(init_params).name)
     return jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json",
                           report=get_run_logger().info)
 

@@ -22,7 +22,7 @@ def train_candidate(setup: Setup, init_params: str, lr: float, plan: CandidatePl
     Returns the result and, for a training that may go on, its saved state; a training
     already in the cache is reused."""
     end = plan.iterations if end is None else end
-    key = work_key("candidate", setup.cache_fields(), Path(init_params).name, lr, start, end, plan.last_k)
+    key = work_key("candidate", jobs.work_fields(setup), Path(init_params).name, lr, start, end, plan.last_k)
     state = Path(cache_dir) / f"state-{key}.params" if end < plan.iterations else None
     result = jobs.candidate_job(setup, init_params, lr, Path(cache_dir) / f"candidate-{key}.json",
                                 iterations=end - start, last_k=plan.last_k, threads=threads, start=start,

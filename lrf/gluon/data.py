@@ -14,6 +14,12 @@ flows, parsed into a :class:`lrf.config.DataSpec` (its files are checked by
 - ``folder:PATH``: one sub-folder per class of ``.jpg``/``.jpeg``/``.png``
   images, resized to 32x32; no holdout.
 
+Before any of it trains, :func:`lrf.gluon.preflight.validate_data_spec` checks the
+labels and classes, and a sample of the images by their headers; loading a ``rec`` or
+``folder`` source decodes that sample; and a record or file met later that cannot be
+used (it does not decode, has another size, or a label that is no class index) stops
+the training with a :class:`lrf.gluon.preflight.DataError` naming it.
+
 Every dataset yields ``(CHW float32 image, float32 label)``. ``cifar10``,
 ``rec`` and ``folder`` images are scaled to [0, 1] and normalised with the
 CIFAR-10 per-channel statistics of SPEC §3 (the reference data is CIFAR-10;
@@ -26,10 +32,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 
 import mxnet as mx
@@ -37,7 +43,8 @@ import numpy as np
 from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
 from lrf.config import DataSpec, Setup, parse_data_spec
-from lrf.gluon.preflight import DIGITS_NUM_TRAIN, rec_files, rec_holdout, validate_data_spec
+from lrf.gluon.datacheck import IMAGE_SAMPLE, sample_positions
+from lrf.gluon.preflight import DIGITS_NUM_TRAIN, DataError, rec_files, rec_holdout, rec_summary, validate_data_spec
 from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
 
 __all__ = [
@@ -54,9 +61,6 @@ SPLITS = ("train", "holdout")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 FOLDER_IMAGE_SIZE = 32
-# Reading a RecordIO header means reading its record; measured ~0.5 s for the
-# 50,000 CIFAR-10 records (warm cache). Larger files are scanned only this far.
-REC_LABEL_SCAN_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, D
     Raises:
         ValueError: invalid spec or files (see :func:`validate_data_spec`),
             unknown split, or ``split="holdout"`` for a source without one.
+        DataError (a ValueError): data it cannot learn from (see
+            :func:`validate_data_spec`), or a sampled image that does not decode or has
+            another size; the message names the file and record.
 
     Example:
         >>> dataset, info = load_dataset("digits")
@@ -272,20 +279,22 @@ def _load_rec(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
             f"data={str(spec)!r} has no holdout: expected a sibling file with 'train' "
             "replaced by 'test' in its name (and its .idx)"
         )
-    stat = os.stat(rec)
-    num_classes, image_shape, num_train = _rec_summary(rec, stat.st_mtime_ns, stat.st_size)
-    num_holdout = 0
-    if holdout is not None:
-        num_holdout = len(mx.recordio.MXIndexedRecordIO(rec_files(holdout)[1], holdout, "r").keys)
-    info = DatasetInfo(num_classes, image_shape, num_train, num_holdout)
-    dataset = mx.gluon.data.vision.ImageRecordDataset(rec if split == "train" else holdout)
+    train = rec_summary(spec, "train")  # labels and classes, read without MXNet by validate_data_spec
+    image_shape = _decoded_rec_shape(str(spec), rec, None, *_version(rec))
+    num_holdout = 0 if holdout is None else rec_summary(spec, "holdout").count
+    info = DatasetInfo(train.num_classes, image_shape, train.count, num_holdout)
+    if split == "holdout":
+        _decoded_rec_shape(str(spec), holdout, image_shape, *_version(holdout))
+    dataset = _CheckedRecordDataset(rec if split == "train" else holdout, str(spec), train.num_classes, image_shape)
     return dataset.transform(_normalised_sample), info
 
 
 def _load_folder(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
     if split == "holdout":
         raise ValueError(f"data={str(spec)!r} has no holdout (folder sources are train only)")
-    dataset = mx.gluon.data.vision.ImageFolderDataset(os.path.expanduser(spec.path))
+    dataset = _CheckedFolderDataset(os.path.expanduser(spec.path), str(spec))
+    for position in sample_positions(len(dataset), IMAGE_SAMPLE).tolist():
+        dataset[position]  # decodes, or names the file it cannot
     info = DatasetInfo(
         num_classes=len(dataset.synsets),
         image_shape=(3, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE),
@@ -293,6 +302,58 @@ def _load_folder(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
         num_holdout=0,
     )
     return dataset.transform(_resized_normalised_sample), info
+
+
+class _CheckedRecordDataset(mx.gluon.data.vision.ImageRecordDataset):
+    """Gluon's ImageRecordDataset that names the record it cannot use: one that does not
+    decode, an image of another size than the first record's, a label that is not a class
+    index of the training data. (Preflight read every label and sampled the images; this
+    catches the rest, when a batch first needs the record.)"""
+
+    def __init__(self, filename: str, data: str, num_classes: int, image_shape: tuple[int, int, int]):
+        super().__init__(filename, flag=1)
+        self._data, self._num_classes = data, num_classes
+        self._hwc = (image_shape[1], image_shape[2], image_shape[0])
+
+    def __getitem__(self, idx):
+        header, payload = mx.recordio.unpack(self._record.read_idx(self._record.keys[idx]))
+        where = f"data={self._data!r}: record {idx} of {self.filename}"
+        label = header.label
+        if not np.isscalar(label):
+            raise DataError(f"{where} holds a multi-value label; labels must be one class index per image")
+        if not (math.isfinite(label) and label == int(label) and 0 <= label < self._num_classes):
+            raise DataError(f"{where} has label {label!r}; labels must be class indices 0 to {self._num_classes - 1}")
+        try:
+            image = mx.image.imdecode(payload, self._flag)
+        except mx.base.MXNetError as error:
+            raise DataError(f"{where} does not decode as an image ({_last_line(error)})") from None
+        if image.shape != self._hwc:
+            raise DataError(f"{where} is a {image.shape[1]}x{image.shape[0]} image, the first record is "
+                            f"{self._hwc[1]}x{self._hwc[0]}: every image of a RecordIO source must have one size")
+        return image, label
+
+
+class _CheckedFolderDataset(mx.gluon.data.vision.ImageFolderDataset):
+    """Gluon's ImageFolderDataset that names the file it cannot decode."""
+
+    def __init__(self, root: str, data: str):
+        super().__init__(root, flag=1)
+        self._data = data
+
+    def __getitem__(self, idx):
+        path, label = self.items[idx]
+        try:
+            image = mx.image.imread(path, self._flag)
+        except mx.base.MXNetError as error:
+            raise DataError(f"data={self._data!r}: image file {path} does not decode as an image "
+                            f"({_last_line(error)})") from None
+        return image, label
+
+
+def _last_line(error: Exception) -> str:
+    """MXNet's message without its C++ traceback: the last line says what failed."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 # -- helpers -----------------------------------------------------------------
@@ -319,31 +380,35 @@ def _resized_normalised_sample(image: mx.nd.NDArray, label) -> tuple[mx.nd.NDArr
     return _normalised_sample(mx.image.imresize(image, FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE), label)
 
 
+def _version(path: str) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=8)
-def _rec_summary(rec: str, mtime_ns: int, size: int) -> tuple[int, tuple[int, int, int], int]:
-    """(num_classes, CHW shape, number of records); cached per file version."""
-    del mtime_ns, size  # only part of the cache key
-    started = time.perf_counter()
+def _decoded_rec_shape(data: str, rec: str, expected: tuple[int, int, int] | None, *version) -> tuple[int, int, int]:
+    """The CHW shape of a RecordIO file's images, from decoding an evenly spread sample of
+    :data:`IMAGE_SAMPLE` records (every one must decode, all to one shape, ``expected`` if
+    given); cached per file version. Raises DataError naming the record."""
+    del version  # only part of the cache key
     record = mx.recordio.MXIndexedRecordIO(rec_files(rec)[1], rec, "r")
+    first = None
     try:
         keys = record.keys
-        if not keys:
-            raise ValueError(f"record file {rec} holds no records")
-        _, payload = mx.recordio.unpack(record.read_idx(keys[0]))
-        height, width, _ = mx.image.imdecode(payload, 1).shape  # flag 1: 3 channels
-        top = -1.0
-        for key in keys[:REC_LABEL_SCAN_LIMIT]:
-            label = mx.recordio.unpack(record.read_idx(key))[0].label
-            if not np.isscalar(label):
-                raise ValueError(f"record file {rec} holds multi-value labels; need class indices")
-            top = max(top, float(label))
+        for position in sample_positions(len(keys), IMAGE_SAMPLE).tolist():
+            where = f"data={data!r}: record {position} of {rec}"
+            _, payload = mx.recordio.unpack(record.read_idx(keys[position]))
+            try:
+                height, width, _ = mx.image.imdecode(payload, 1).shape  # flag 1: 3 channels
+            except mx.base.MXNetError as error:
+                raise DataError(f"{where} does not decode as an image ({_last_line(error)})") from None
+            shape = (3, height, width)
+            if first is None:
+                first = (position, expected or shape)
+            if shape != first[1]:
+                other = "the training images are" if expected else f"record {first[0]} is"
+                raise DataError(f"{where} is a {width}x{height} image, {other} {first[1][2]}x{first[1][1]}: "
+                                "every image of a RecordIO source must have one size")
     finally:
         record.close()
-    logger.debug(
-        "scanned %d of %d labels of %s in %.2f s",
-        min(len(keys), REC_LABEL_SCAN_LIMIT),
-        len(keys),
-        rec,
-        time.perf_counter() - started,
-    )
-    return int(top) + 1, (3, height, width), len(keys)
+    return first[1]

@@ -7,10 +7,14 @@ killed or crashes then takes nothing else down. Each job reads small JSON
 arguments, writes its result file atomically, and prints progress lines that
 the parent forwards (to a Prefect run log, say).
 
-``out`` names a job's result. If it exists, it *is* the result (results are
-written atomically, so an existing file is complete) and the job is not run
-again: a caller that derives ``out`` from everything that determines the work
-(see :func:`lrf.runs.work_key`) gets resumable, never-repeated work.
+``out`` names a job's result. If it exists and verifies, it *is* the result and
+the job is not run again: a caller that derives ``out`` from everything that
+determines the work (see :func:`lrf.runs.work_key` and :func:`work_fields`) gets
+resumable, never-repeated work. Verifies means (:mod:`lrf.cache`): the file is
+whole and unedited (its SHA-256), and the work it records (job, setup, the data's
+fingerprint, the initial parameters' SHA-256, rate, iterations, ...) is the work
+asked for now. A file that fails is set aside as ``NAME.corrupt-TIMESTAMP`` with a
+warning naming it, and the job runs again.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from lrf import _io
+from lrf import _io, cache
 from lrf.candidates import CandidateResult
 from lrf.config import CandidatePlan, Setup, SweepConfig
+from lrf.gluon.preflight import data_fingerprint
 from lrf.result import SweepResult
 
 log = logging.getLogger(__name__)
@@ -36,20 +41,38 @@ PROGRESS = "lrf-progress: "  # lines with this prefix are forwarded to the paren
 Report = Callable[[str], None]
 
 
+def work_fields(setup: Setup) -> dict:
+    """What of ``setup`` determines a job's numbers, the data's content included (its
+    :func:`lrf.gluon.preflight.data_fingerprint`): for cache keys, and recorded in each
+    result. Computed without MXNet, in the caller's process."""
+    return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.source)}
+
+
 def init_job(setup: Setup, out: str | os.PathLike, *, report: Report = log.info) -> Path:
-    """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``.
+    """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``
+    (and the record of that work to ``out``'s sidecar, :func:`lrf.cache.sidecar`).
     (Fetches data that is downloaded, both splits, once, before the other jobs need it.)"""
-    _run("init", {"setup": setup.to_dict()}, out, report=report)
-    return Path(out)
+    work = {"job": "init", "setup": work_fields(setup)}
+    return _run("init", {"setup": setup.to_dict(), "work": work}, out, lambda path: cache.check_params(path, work),
+                report=report)
 
 
 def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike, out: str | os.PathLike, *,
               report: Report = log.info, report_every: int = 10) -> SweepResult:
     """Run the range test from ``init_params``; the result is also saved to ``out`` (JSON)."""
+    work = {"job": "sweep", "setup": work_fields(setup), "config": config.to_dict(),
+            "init_params": _sha256_or_none(init_params)}
     args = {"setup": setup.to_dict(), "config": config.to_dict(), "init_params": str(init_params),
-            "report_every": report_every}
-    _run("sweep", args, out, report=report)
-    return SweepResult.load(out)
+            "report_every": report_every, "work": work}
+
+    def read(path: Path) -> SweepResult:
+        text, _ = cache.read_checked_json(path, work)
+        result = SweepResult.from_json(text)
+        if result.config != config:
+            raise cache.Unusable(f"it holds a sweep of {result.config}, this run asks for {config}")
+        return result
+
+    return _run("sweep", args, out, read, report=report)
 
 
 def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
@@ -61,22 +84,72 @@ def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: 
     ``threads`` caps MXNet's OpenMP threads in the child (see
     :func:`lrf.execution.threads_per_job`); None keeps MXNet's default. ``start``,
     ``resume_from`` and ``state_out`` go on from, and save, a training's state (see
-    :func:`lrf.gluon.experiment.train_at_rate`); the state is written before ``out``.
+    :func:`lrf.gluon.experiment.train_at_rate`); the state is written before ``out``, and
+    ``out`` records its SHA-256 (a cached result whose state is gone or damaged is not used).
     """
+    work = {"job": "candidate", "setup": work_fields(setup), "init_params": _sha256_or_none(init_params),
+            "lr": lr, "iterations": iterations, "last_k": last_k, "start": start,
+            "resume_from": None if resume_from is None else _sha256_or_none(resume_from),
+            "saves_state": state_out is not None}
     args = {"setup": setup.to_dict(), "init_params": str(init_params), "lr": lr,
             "iterations": iterations, "last_k": last_k, "start": start,
             "resume_from": None if resume_from is None else str(resume_from),
-            "state_out": None if state_out is None else str(state_out)}
-    _run("candidate", args, out, threads=threads, report=report)
-    return CandidateResult.from_json(Path(out).read_text(encoding="utf-8"))
+            "state_out": None if state_out is None else str(state_out), "work": work}
+
+    def read(path: Path) -> CandidateResult:
+        text, data = cache.read_checked_json(path, work)
+        result = CandidateResult.from_json(text)
+        if (result.lr, result.iterations, result.last_k) != (lr, iterations, last_k):
+            raise cache.Unusable(f"it holds lr={result.lr!r}, iterations={result.iterations}, last_k={result.last_k}; "
+                                 f"this run asks for lr={lr!r}, iterations={iterations}, last_k={last_k}")
+        if state_out is not None and not result.diverged:
+            recorded = (data.get("outputs") or {}).get("state")
+            if not Path(state_out).is_file():
+                raise cache.Unusable(f"the training state it saved, {state_out}, is missing")
+            if recorded is None or cache.file_sha256(state_out) != recorded:
+                raise cache.Unusable(f"the training state it saved, {state_out}, does not match its SHA-256 (damaged)")
+        return result
+
+    return _run("candidate", args, out, read, threads=threads, report=report)
 
 
-def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = None, report: Report) -> None:
-    """Run ``python -m lrf.gluon.jobs JOB ARGS OUT`` unless ``out`` exists; raise RuntimeError
-    with its last lines if it fails."""
-    if Path(out).is_file():
-        report(f"{job}: reusing {out}")
-        return
+def _sha256_or_none(path: str | os.PathLike):
+    """A file's SHA-256 for a work record; None if it is missing (the job then fails, naming it)."""
+    try:
+        return cache.file_sha256(path)
+    except FileNotFoundError:
+        return None
+
+
+def _run(job: str, args: dict, out: str | os.PathLike, read: Callable[[Path], Any], *, threads: int | None = None,
+         report: Report):
+    """``read(out)`` if ``out`` exists and verifies; else (a failing ``out`` set aside first) run
+    ``python -m lrf.gluon.jobs JOB ARGS OUT`` and return ``read(out)``. Raise RuntimeError
+    with the child's last lines if it fails."""
+    out = Path(out)
+    if out.is_file():
+        seen = out.stat()
+        try:
+            result = read(out)
+        except Exception as error:  # fail closed: whatever does not read back is not used
+            aside = cache.set_aside(out, seen)
+            message = (f"{job}: cached {out} cannot be used: {error}; "
+                       + (f"set aside as {aside.name}; " if aside else "") + "computing it again")
+            log.warning(message)
+            report(f"warning: {message}")
+        else:
+            report(f"{job}: reusing {out}")
+            return result
+    _run_child(job, args, out, threads=threads, report=report)
+    try:
+        return read(out)
+    except Exception as error:
+        raise RuntimeError(f"lrf job {job!r} wrote {out}, which does not verify: {error}") from None
+
+
+def _run_child(job: str, args: dict, out: Path, *, threads: int | None, report: Report) -> None:
+    """Run ``python -m lrf.gluon.jobs JOB ARGS OUT``; raise RuntimeError with its last lines
+    if it fails."""
     env = dict(os.environ)
     if threads is not None:
         # OpenMP threads per operator only: raising MXNET_CPU_WORKER_NTHREADS too (more engine
@@ -102,7 +175,13 @@ def _run(job: str, args: dict, out: str | os.PathLike, *, threads: int | None = 
         child.stdout.close()
     if status != 0:
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        named = [line[len(_DATA_ERROR):] for line in tail if line.startswith(_DATA_ERROR)]
+        if named:  # bad data, named by the engine: its one line says it all
+            raise RuntimeError(f"lrf job {job!r} failed in its process ({how}): {named[-1]}")
         raise RuntimeError(f"lrf job {job!r} failed in its process ({how}):\n" + "\n".join(tail[-15:]))
+
+
+_DATA_ERROR = "lrf.gluon.datacheck.DataError: "  # how the child's traceback ends on bad data
 
 
 def _die_with_parent() -> None:
@@ -130,7 +209,9 @@ def _child_init(args: dict, out: str) -> None:
     net, _, info, _ = build_network(setup)
     if info.num_holdout:
         load_dataset(setup.source, "holdout")  # a download (cifar10) happens here, once
-    save_parameters(net, out)
+    with _io.atomic_path(out) as tmp:  # the record first: parameters in place always have theirs
+        save_parameters(net, tmp)
+        cache.write_sidecar(out, tmp, args["work"])
     _say(f"initialised {setup.model} for {info.num_classes} classes of {info.image_shape} (seed {setup.seed})")
 
 
@@ -145,7 +226,7 @@ def _child_sweep(args: dict, out: str) -> None:
 
     result = run_sweep(Setup(**args["setup"]), SweepConfig.from_dict(args["config"]),
                        init_params=args["init_params"], progress=progress)
-    result.save(out)
+    _io.write_text(out, cache.stamp(result.to_json(), args["work"]))
     _say(f"sweep: {len(result)} iterations, stopped: {result.stop_reason.value} at lr={result.lrs[-1]:.4g}")
 
 
@@ -155,7 +236,9 @@ def _child_candidate(args: dict, out: str) -> None:
     result = train_at_rate(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"],
                            args["last_k"], report=_say, start=args["start"], resume_from=args["resume_from"],
                            state_out=args["state_out"])
-    _io.write_text(out, result.to_json())
+    state = args["state_out"]
+    outputs = {"state": cache.file_sha256(state)} if state is not None and not result.diverged else None
+    _io.write_text(out, cache.stamp(result.to_json(), args["work"], outputs))
 
 
 JOBS = {"init": _child_init, "sweep": _child_sweep, "candidate": _child_candidate}
