@@ -66,7 +66,7 @@ def run_candidates(setup, init_params: Path, rates, iterations: int, at_once: in
             for i in indices:
                 out = folder / f"at-once-{at_once}-{i}-{time.monotonic_ns()}.json"
                 results[i] = jobs.candidate_job(setup, init_params, rates[i], out, iterations=iterations,
-                                                threads=threads, report=lambda line: None)
+                                                threads=threads, watch=jobs.Watch(report=lambda line: None))
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller
             errors.append(error)
 
@@ -88,7 +88,7 @@ def measure(case: dict) -> dict:
     setup, rates, iterations = case["setup"], case["rates"], case["iterations"]
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp:
         folder = Path(tmp)
-        init = jobs.init_job(setup, folder / "init.params", report=lambda line: None)
+        init = jobs.init_job(setup, folder / "init.params", watch=jobs.Watch(report=lambda line: None))
         inside: dict[str, list[float]] = {}
 
         def variant(name, rates_, at_once):

@@ -63,6 +63,7 @@ def lr_finder(
     sweeps: Annotated[int, AtLeastOne] = CandidatePlan.sweeps,
     spread_threshold: Annotated[float, Field(gt=1)] = CandidatePlan.spread_threshold,
     at_once: Annotated[int, AtLeastOne] = Execution.at_once,
+    recompute: bool = Execution.recompute,
     output_root: str = DEFAULT_OUTPUT_ROOT,
 ) -> dict:
     """Smith's range test, then a check of its pick by training candidates; returns the run summary
@@ -109,6 +110,7 @@ def lr_finder(
         spread_threshold: Above this spread the pick is uncertain and the candidates reach
             that much further each way.
         at_once: Candidate trainings at the same time, each in its own process.
+        recompute: Compute everything again instead of reusing finished work from the cache.
         output_root: Folder that receives a new run folder per run, and the work cache.
     """
     setup, config, candidate_plan, execution = check_inputs(
@@ -118,13 +120,13 @@ def lr_finder(
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,
                   iterations=iterations, last_k=last_k, plan=plan, refine_rates=refine_rates,
                   refine_span=refine_span, rungs=rungs, sweeps=sweeps, spread_threshold=spread_threshold),
-        execution=dict(at_once=at_once),
+        execution=dict(at_once=at_once, recompute=recompute),
         output_root=output_root,
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)
-    init_params = initialise_model(setup, folders.cache_dir)
-    sweeps = in_lanes(lr_sweep, [(setup.with_batch_order(r), config, init_params, folders.cache_dir)
+    init_params = initialise_model(setup, folders.cache_dir, execution.recompute)
+    sweeps = in_lanes(lr_sweep, [(setup.with_batch_order(r), config, init_params, folders.cache_dir, execution.recompute)
                                  for r in range(candidate_plan.sweeps)], execution.at_once)
     results = [sweep.result() for sweep in sweeps]
     selection = select_lr(results, candidate_plan)
@@ -139,7 +141,8 @@ def lr_finder(
         if not rates:  # every candidate diverged
             break
         futures = in_lanes(train_candidate, [(setup, init_params, lr, candidate_plan, threads, folders.cache_dir,
-                                              start, end, states.get(lr)) for lr in rates], execution.at_once)
+                                              start, end, states.get(lr), execution.recompute) for lr in rates],
+                           execution.at_once)
         for lr, future in zip(rates, futures):
             segment, states[lr] = future.result()
             latest[lr] = continued(latest.get(lr), segment)

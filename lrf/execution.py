@@ -25,15 +25,20 @@ class Execution:
     Attributes:
         at_once: candidate trainings that run at the same time, each in a process of
             its own (3: the reference's three candidates side by side).
+        recompute: compute everything again instead of reusing finished work from the
+            cache (False).
 
     Raises:
         ValueError/TypeError at construction, naming the field and the value.
     """
 
     at_once: int = 3
+    recompute: bool = False
 
     def __post_init__(self) -> None:
         positive_int("at_once", self.at_once)
+        if not isinstance(self.recompute, bool):
+            raise TypeError(f"recompute must be true or false, got recompute={self.recompute!r}")
 
 
 def lanes(num_jobs: int, at_once: int) -> list[list[int]]:

@@ -9,15 +9,18 @@ from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import jobs
 from lrf.result import SweepResult
 from lrf.runs import work_key
+from tasks._ui import JobWatch
 
 
 @task(name="lr-sweep")
-def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str) -> SweepResult:
-    """The range test from the saved initial parameters; progress goes to the run log
-    (a sweep already in the cache is reused)."""
+def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str,
+             recompute: bool = False) -> SweepResult:
+    """The range test from the saved initial parameters; progress goes to the run log and
+    a progress artifact (a sweep already in the cache is reused unless ``recompute``)."""
     key = work_key("sweep", jobs.work_fields(setup), config.to_dict(), Path(init_params).name)
-    return jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json",
-                          report=get_run_logger().info)
+    ui = JobWatch(f"lr-sweep (batch order seed {setup.seed})", recompute)
+    result = jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json", watch=ui.watch)
+    return ui.outcome(result)
 
 
 @task(name="select-lr")

@@ -85,6 +85,7 @@ def train_at_rate(
     start: int = 0,
     resume_from: str | os.PathLike | None = None,
     state_out: str | os.PathLike | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> CandidateResult:
     """Check one candidate rate (SPEC §7): train ``iterations`` batches at the constant rate
     ``lr`` from ``init_params`` and evaluate on the held-out split, if the data has one.
@@ -102,6 +103,7 @@ def train_at_rate(
         last_k: also report the mean loss of the last ``last_k`` iterations (20).
         report: where the progress lines go (every :data:`LOG_EVERY` iterations).
         start, resume_from, state_out: see above (0, None, None).
+        progress: called with the number of iterations done after each one (None).
 
     Returns:
         the result of these ``iterations`` (``iterations`` counts them, not ``start``).
@@ -117,6 +119,8 @@ def train_at_rate(
         for step in range(start, end):
             loss = learner.iteration(lr)
             losses.append(loss)
+            if progress is not None:
+                progress(len(losses))
             if not math.isfinite(loss):
                 report(f"lr={lr:.4g}: loss {loss} at iteration {step + 1}: diverged, stopping")
                 break

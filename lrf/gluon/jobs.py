@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from lrf import _io, cache
@@ -38,7 +39,26 @@ from lrf.result import SweepResult
 log = logging.getLogger(__name__)
 
 PROGRESS = "lrf-progress: "  # lines with this prefix are forwarded to the parent's report
+DONE = "lrf-done: "  # ... and these, the fraction of the job done, to its ``done`` callback
+DONE_STEP = 0.05  # the child says how far it got every 5 % (each update costs the UI ~20 ms)
 Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a caller wants of a job besides its result.
+
+    Attributes:
+        report: where the job's progress lines go (log.info).
+        done: called with the fraction of the job done, every :data:`DONE_STEP` (None).
+        reused: called with the cached file when the result is read back instead of computed (None).
+        recompute: never reuse a cached result: compute it again and replace it (False).
+    """
+
+    report: Report = log.info
+    done: Callable[[float], None] | None = None
+    reused: Callable[[Path], None] | None = None
+    recompute: bool = False
 
 
 def work_fields(setup: Setup) -> dict:
@@ -48,17 +68,17 @@ def work_fields(setup: Setup) -> dict:
     return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.source)}
 
 
-def init_job(setup: Setup, out: str | os.PathLike, *, report: Report = log.info) -> Path:
+def init_job(setup: Setup, out: str | os.PathLike, *, watch: Watch = Watch()) -> Path:
     """Build, Xavier-initialise (seeded) and materialise the model; save its parameters to ``out``
     (and the record of that work to ``out``'s sidecar, :func:`lrf.cache.sidecar`).
     (Fetches data that is downloaded, both splits, once, before the other jobs need it.)"""
     work = {"job": "init", "setup": work_fields(setup)}
     return _run("init", {"setup": setup.to_dict(), "work": work}, out, lambda path: cache.check_params(path, work),
-                report=report)
+                watch=watch)
 
 
 def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike, out: str | os.PathLike, *,
-              report: Report = log.info, report_every: int = 10) -> SweepResult:
+              watch: Watch = Watch(), report_every: int = 10) -> SweepResult:
     """Run the range test from ``init_params``; the result is also saved to ``out`` (JSON)."""
     work = {"job": "sweep", "setup": work_fields(setup), "config": config.to_dict(),
             "init_params": _sha256_or_none(init_params)}
@@ -72,13 +92,13 @@ def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike,
             raise cache.Unusable(f"it holds a sweep of {result.config}, this run asks for {config}")
         return result
 
-    return _run("sweep", args, out, read, report=report)
+    return _run("sweep", args, out, read, watch=watch)
 
 
 def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: str | os.PathLike, *,
                   iterations: int = CandidatePlan.iterations, last_k: int = CandidatePlan.last_k,
                   threads: int | None = None, start: int = 0, resume_from: str | os.PathLike | None = None,
-                  state_out: str | os.PathLike | None = None, report: Report = log.info) -> CandidateResult:
+                  state_out: str | os.PathLike | None = None, watch: Watch = Watch()) -> CandidateResult:
     """Train one candidate rate; the result is also saved to ``out`` (JSON).
 
     ``threads`` caps MXNet's OpenMP threads in the child (see
@@ -110,7 +130,7 @@ def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, out: 
                 raise cache.Unusable(f"the training state it saved, {state_out}, does not match its SHA-256 (damaged)")
         return result
 
-    return _run("candidate", args, out, read, threads=threads, report=report)
+    return _run("candidate", args, out, read, threads=threads, watch=watch)
 
 
 def _sha256_or_none(path: str | os.PathLike):
@@ -122,12 +142,13 @@ def _sha256_or_none(path: str | os.PathLike):
 
 
 def _run(job: str, args: dict, out: str | os.PathLike, read: Callable[[Path], Any], *, threads: int | None = None,
-         report: Report):
-    """``read(out)`` if ``out`` exists and verifies; else (a failing ``out`` set aside first) run
-    ``python -m lrf.gluon.jobs JOB ARGS OUT`` and return ``read(out)``. Raise RuntimeError
-    with the child's last lines if it fails."""
+         watch: Watch):
+    """``read(out)`` if ``out`` exists and verifies (and ``watch.recompute`` is off); else (a
+    failing ``out`` set aside first) run ``python -m lrf.gluon.jobs JOB ARGS OUT`` and return
+    ``read(out)``. Raise RuntimeError with the child's last lines if it fails."""
     out = Path(out)
-    if out.is_file():
+    report = watch.report
+    if out.is_file() and not watch.recompute:
         seen = out.stat()
         try:
             result = read(out)
@@ -139,15 +160,17 @@ def _run(job: str, args: dict, out: str | os.PathLike, read: Callable[[Path], An
             report(f"warning: {message}")
         else:
             report(f"{job}: reusing {out}")
+            if watch.reused is not None:
+                watch.reused(out)
             return result
-    _run_child(job, args, out, threads=threads, report=report)
+    _run_child(job, args, out, threads=threads, watch=watch)
     try:
         return read(out)
     except Exception as error:
         raise RuntimeError(f"lrf job {job!r} wrote {out}, which does not verify: {error}") from None
 
 
-def _run_child(job: str, args: dict, out: Path, *, threads: int | None, report: Report) -> None:
+def _run_child(job: str, args: dict, out: Path, *, threads: int | None, watch: Watch) -> None:
     """Run ``python -m lrf.gluon.jobs JOB ARGS OUT``; raise RuntimeError with its last lines
     if it fails."""
     env = dict(os.environ)
@@ -164,7 +187,10 @@ def _run_child(job: str, args: dict, out: Path, *, threads: int | None, report: 
         for line in child.stdout:
             line = line.rstrip("\n")
             if line.startswith(PROGRESS):
-                report(line[len(PROGRESS):])
+                watch.report(line[len(PROGRESS):])
+            elif line.startswith(DONE):
+                if watch.done is not None:
+                    watch.done(float(line[len(DONE):]))
             elif line.strip():
                 tail = (tail + [line])[-30:]
         status = child.wait()
@@ -200,6 +226,19 @@ def _say(line: str) -> None:
     print(PROGRESS + line, flush=True)
 
 
+class _Done:
+    """Tells the parent the fraction done, every :data:`DONE_STEP` of ``total``."""
+
+    def __init__(self, total: int):
+        self.total, self.said = max(1, total), 0.0
+
+    def __call__(self, count: int) -> None:
+        fraction = min(1.0, count / self.total)
+        if fraction >= self.said + DONE_STEP or fraction == 1.0 > self.said:
+            self.said = fraction
+            print(f"{DONE}{fraction:.4f}", flush=True)
+
+
 def _child_init(args: dict, out: str) -> None:
     from lrf.gluon.data import load_dataset
     from lrf.gluon.experiment import build_network
@@ -219,13 +258,16 @@ def _child_sweep(args: dict, out: str) -> None:
     from lrf.gluon.experiment import run_sweep
 
     every = args["report_every"]
+    config = SweepConfig.from_dict(args["config"])
+    done = _Done(config.expected_iterations())  # an upper bound: divergence usually ends it sooner
 
     def progress(p) -> None:
+        done(p.iteration + 1)
         if p.iteration % every == 0:
             _say(f"iteration {p.iteration} lr={p.lr:.4g} loss={p.loss:.4f} smoothed_loss={p.smoothed_loss:.4f}")
 
-    result = run_sweep(Setup(**args["setup"]), SweepConfig.from_dict(args["config"]),
-                       init_params=args["init_params"], progress=progress)
+    result = run_sweep(Setup(**args["setup"]), config, init_params=args["init_params"], progress=progress)
+    done(done.total)
     _io.write_text(out, cache.stamp(result.to_json(), args["work"]))
     _say(f"sweep: {len(result)} iterations, stopped: {result.stop_reason.value} at lr={result.lrs[-1]:.4g}")
 
@@ -235,7 +277,7 @@ def _child_candidate(args: dict, out: str) -> None:
 
     result = train_at_rate(Setup(**args["setup"]), args["init_params"], args["lr"], args["iterations"],
                            args["last_k"], report=_say, start=args["start"], resume_from=args["resume_from"],
-                           state_out=args["state_out"])
+                           state_out=args["state_out"], progress=_Done(args["iterations"]))
     state = args["state_out"]
     outputs = {"state": cache.file_sha256(state)} if state is not None and not result.diverged else None
     _io.write_text(out, cache.stamp(result.to_json(), args["work"], outputs))

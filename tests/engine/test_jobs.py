@@ -28,7 +28,8 @@ def test_initialisation_is_reproducible(init_params, tmp_path):
 def test_sweep_in_a_child_equals_the_sweep_in_process(init_params, tmp_path):
     lines = []
     config = SweepConfig(max_iter=60)
-    child = jobs.sweep_job(SETUP, config, init_params, tmp_path / "sweep.json", report=lines.append, report_every=20)
+    child = jobs.sweep_job(SETUP, config, init_params, tmp_path / "sweep.json", watch=jobs.Watch(report=lines.append),
+                           report_every=20)
     here = run_sweep(SETUP, config, init_params=init_params)
     assert child.losses == here.losses and child.lrs == here.lrs
     assert [line.split()[:2] for line in lines[:3]] == [["iteration", "0"], ["iteration", "20"], ["iteration", "40"]]

@@ -91,3 +91,31 @@ def test_a_task_run_says_what_happened_in_its_state(prefect_api):
     value, state = one_task()
     assert value == (1, None) and state.is_completed() and state.name == "Diverged"
     assert diverging.fn() == (1, None)  # a unit test calling the function gets the plain value
+
+
+def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+    def run(**kwargs) -> tuple[dict, list]:
+        state = lr_finder(iterations=20, last_k=5, workers=0, output_root=str(tmp_path), return_state=True, **kwargs)
+        assert state.is_completed(), state.message
+        flow_run_id = state.state_details.flow_run_id
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        names = {task: {r.state.name for r in runs if r.name.startswith(task)}
+                 for task in ("initialise-model", "lr-sweep", "train-candidate")}
+        return names, [a for a in artifacts if a.type == "progress"]
+
+    first, bars = run()
+    assert first == {"initialise-model": {"Completed"}, "lr-sweep": {"Completed"},
+                     "train-candidate": {"Completed", "Diverged"} & first["train-candidate"] or {"Completed"}}
+    assert len(bars) >= 5 and all(float(bar.data) == 100.0 for bar in bars)  # one bar per job, each finished
+    again, _ = run()
+    assert again["initialise-model"] == {"Reused"} and again["lr-sweep"] == {"Reused"}
+    assert again["train-candidate"] <= {"Reused", "Diverged"}  # a diverged one says so first
+    forced, _ = run(recompute=True)
+    assert forced["initialise-model"] == {"Completed"} and forced["lr-sweep"] == {"Completed"}
+    assert "Reused" not in forced["train-candidate"]
