@@ -56,7 +56,12 @@ def parser_from_signature(fn: Callable, **kwargs: Any) -> argparse.ArgumentParse
         if parameter.default is not None:
             shown = " ".join(map(str, parameter.default)) if many else parameter.default
             text += f" (default: {shown})"
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, nargs="+" if many else None,
+        option = "--" + name.replace("_", "-")
+        if kind is bool:  # --recompute / --no-recompute
+            parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=text.strip())
+            continue
+        parser.add_argument(option, dest=name, type=kind, nargs="+" if many else None,
                             default=argparse.SUPPRESS, metavar=name.upper(), help=text.strip())
     return parser
 

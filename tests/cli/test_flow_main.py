@@ -54,6 +54,8 @@ def test_config_file_then_command_line(tmp_path):
     params = parameters(build_parser(), ["--config", str(config), "--iterations", "120", "--lr-start", "1e-5"])
     assert params["seed"] == 7 and params["candidate_rates"] == (0.05, 0.5) and params["plan"] == "refine"
     assert params["iterations"] == 120 and params["lr_start"] == 1e-5  # the command line wins
+    assert parameters(build_parser(), ["--recompute"])["recompute"] is True
+    assert parameters(build_parser(), [])["recompute"] is False
 
 
 @pytest.mark.parametrize("text, message", [

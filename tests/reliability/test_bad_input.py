@@ -63,6 +63,7 @@ BAD = [
     ("refine_span", 1.0, "refine_span=1.0"),
     ("rungs", 0, "rungs=0"),
     ("sweeps", 0, "sweeps=0"),
+    ("recompute", "yes", "recompute='yes'"),
     ("spread_threshold", 1.0, "spread_threshold=1.0"),
     ("output_root", "{tmp}/a-file", "output_root="),
     ("init_params", "{tmp}/missing.params", "init_params="),
@@ -71,7 +72,7 @@ BAD = [
 ]
 CLI_ONLY = {"init_params", "out"}
 FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root", "plan",
-             "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold"}
+             "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold", "recompute"}
 CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
 
 
