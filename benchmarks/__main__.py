@@ -29,6 +29,7 @@ ABOUT = {
     "parallel": "4. Parallel candidates",
     "data_pipeline": "5. Data pipeline",
     "regret": "6. Suggestion quality (regret)",
+    "answer": "7. The recommendation against a grid",
 }
 
 
