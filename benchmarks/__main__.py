@@ -29,7 +29,8 @@ ABOUT = {
     "parallel": "4. Parallel candidates",
     "data_pipeline": "5. Data pipeline",
     "regret": "6. Suggestion quality (regret)",
-    "spread": "7. How sure is a pick (spread over batch orders)",
+    "answer": "7. The recommendation against a grid",
+    "spread": "8. How sure is a pick (spread over batch orders)",
 }
 
 
