@@ -53,7 +53,7 @@ def write_report(
     in it (each up to the rung's end); the reference plan has one. The recommendation comes
     from the last.
 
-    Files: init.params (a link to ``init_params``), sweep.csv and sweep.png (the sweep the
+    Files: init.params (a copy of ``init_params``), sweep.csv and sweep.png (the sweep the
     pick came from; pick and candidates marked), sweep-N.csv (the other sweeps, if several),
     candidate_losses.csv, candidates.png, final_losses.csv,
     final_losses.md (a table per rung when there are several), summary.json (last).
