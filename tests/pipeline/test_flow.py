@@ -77,7 +77,7 @@ def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_p
 def test_a_task_run_says_what_happened_in_its_state(prefect_api):
     from prefect import flow, task
 
-    from tasks._naming import completed_as
+    from tasks._ui import completed_as
 
     @task
     def diverging() -> tuple:
