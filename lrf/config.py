@@ -350,8 +350,8 @@ class CandidatePlan:
         counts = [num_rates // 2**r for r in range(self.rungs)]
         if counts[-1] < 1 or counts[-1] >= REFINE_BUDGET:
             raise ValueError(
-                f"refine_rates={num_rates!r} over rungs={self.rungs!r} leaves {counts[-1]} rate(s) for the last "
-                f"rung; it needs 1 or 2 to stay within {REFINE_BUDGET} x iterations: change refine_rates or rungs"
+                f"rungs={self.rungs!r} over refine_rates={num_rates!r} leave {counts[-1]} rate(s) for the last "
+                f"rung; it needs 1 or 2 to stay within {REFINE_BUDGET} x iterations: change rungs or refine_rates"
             )
         spread = sum(2**r * (counts[r] - counts[r + 1]) for r in range(self.rungs - 1))
         fraction = (REFINE_BUDGET - counts[-1]) / spread if spread else 0.0
