@@ -77,12 +77,6 @@ def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
 _FICLONE = 0x40049409  # Linux ioctl: clone a whole file (copy on write)
 
 
-def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """The old name of :func:`copy_file`, kept for its callers: it no longer hard-links, since
-    a link shared the run folder's file with the cache's (issue 12)."""
-    return copy_file(source, target)
-
-
 def to_json(data) -> str:
     """Strict JSON (indented, newline-terminated) with non-finite floats as strings
     (see :func:`json_float`)."""

@@ -64,7 +64,7 @@ def write_report(
     files = {"sweep_csv": "sweep.csv", "sweep_plot": "sweep.png"}
     if init_params is not None:
         files["init_params"] = "init.params"
-        _io.link_or_copy(init_params, run_dir / files["init_params"])
+        _io.copy_file(init_params, run_dir / files["init_params"])
     results = [results] if isinstance(results, SweepResult) else list(results)
     chosen = next((i for i, lr in enumerate(selection.picks) if lr == selection.pick_lr), 0)
     result = results[chosen]
