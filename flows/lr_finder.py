@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from pydantic import Field
 
 from lrf.candidates import continued, survivors
 from lrf.config import CRITERION_NAMES, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
-from lrf.execution import Execution, lanes, threads_per_job
+from lrf.cluster import job_cluster
+from lrf.execution import Execution, lanes
+from lrf.gluon.jobs import warm_up
 from lrf.runs import DEFAULT_OUTPUT_ROOT
 from tasks.dataset import prepare_dataset
 from tasks.inputs import check_inputs
@@ -29,7 +31,7 @@ from tasks.train import train_candidate
 # other callers. Choices come from lrf.config, so there is one list of each.
 Positive = Field(gt=0)
 AtLeastOne = Field(ge=1)
-DEVICE_PATTERN = r"^(cpu|gpu)(:\d+)?$"
+DEVICE_PATTERN = r"^((cpu|gpu)(:\d+)?(,\s*gpu(:\d+)?)*|gpu:all)$"  # lrf.config.parse_devices
 
 
 @flow(name="lr-finder", validate_parameters=False)  # the core validates, naming parameter and value
@@ -62,8 +64,9 @@ def lr_finder(
     rungs: Annotated[int, AtLeastOne] = CandidatePlan.rungs,
     sweeps: Annotated[int, AtLeastOne] = CandidatePlan.sweeps,
     spread_threshold: Annotated[float, Field(gt=1)] = CandidatePlan.spread_threshold,
-    at_once: Annotated[int, AtLeastOne] = Execution.at_once,
+    at_once: Annotated[int, AtLeastOne] | None = Execution.at_once,
     recompute: bool = Execution.recompute,
+    cluster: Annotated[str, Field(pattern=r"^[a-z]+://.+")] | None = Execution.cluster,
     output_root: str = DEFAULT_OUTPUT_ROOT,
 ) -> dict:
     """Smith's range test, then a check of its pick by training candidates; returns the run summary
@@ -80,7 +83,8 @@ def lr_finder(
             split is the sibling with test for train), folder:PATH (one sub-folder per class).
         model: small-cnn or a Gluon model-zoo name such as resnet18_v2; empty: small-cnn
             for digits, resnet18_v2 otherwise.
-        device: cpu, gpu or gpu:N.
+        device: cpu, gpu, gpu:N, a list of GPUs gpu:0,gpu:2, or gpu:all: candidates are
+            placed one per device (round-robin), the sweep on the first.
         batch_size: Samples per training iteration.
         seed: Seeds the initial weights and the batch order (every candidate sees the same
             batches).
@@ -109,8 +113,11 @@ def lr_finder(
             their median, their spread (largest / smallest pick) says how sure it is.
         spread_threshold: Above this spread the pick is uncertain and the candidates reach
             that much further each way.
-        at_once: Candidate trainings at the same time, each in its own process.
+        at_once: Jobs at the same time, each on a Dask worker of its own; empty: one per
+            device (3 on CPU, sharing its cores), or one per worker of a given cluster.
         recompute: Compute everything again instead of reusing finished work from the cache.
+        cluster: Address of a Dask scheduler to run the jobs on (tcp://HOST:8786); empty:
+            a cluster on this machine, started and stopped by the run.
         output_root: Folder that receives a new run folder per run, and the work cache.
     """
     setup, config, candidate_plan, execution = check_inputs(
@@ -120,43 +127,48 @@ def lr_finder(
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,
                   iterations=iterations, last_k=last_k, plan=plan, refine_rates=refine_rates,
                   refine_span=refine_span, rungs=rungs, sweeps=sweeps, spread_threshold=spread_threshold),
-        execution=dict(at_once=at_once, recompute=recompute),
+        execution=dict(at_once=at_once, recompute=recompute, cluster=cluster),
         output_root=output_root,
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)
-    init_params = initialise_model(setup, folders.cache_dir, execution.recompute)
-    sweeps = in_lanes(lr_sweep, [(setup.with_batch_order(r), config, init_params, folders.cache_dir, execution.recompute)
-                                 for r in range(candidate_plan.sweeps)], execution.at_once)
-    results = [sweep.result() for sweep in sweeps]
-    selection = select_lr(results, candidate_plan)
+    with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=warm_up) as jobs_on:
+        get_run_logger().info("jobs run on %s: %s", jobs_on.address, ", ".join(f"{s.worker} ({s.label})"
+                                                                              for s in jobs_on.slots))
+        init_params = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute)
+        sweeps = in_lanes(lr_sweep, [dict(setup=setup.with_batch_order(r), config=config, init_params=init_params,
+                                          cache_dir=folders.cache_dir, cluster=jobs_on, recompute=execution.recompute)
+                                     for r in range(candidate_plan.sweeps)], len(jobs_on.slots))
+        results = [sweep.result() for sweep in sweeps]
+        selection = select_lr(results, candidate_plan)
 
-    # rung by rung (the reference plan has one); survivors go on from their saved state
-    rates = list(selection.candidates)
-    threads = threads_per_job(min(execution.at_once, len(rates)))
-    trained: list[list] = []
-    latest, states = {}, {}
-    for number, (count, start, end) in enumerate(candidate_plan.rung_schedule(len(rates))):
-        rates = survivors([latest[lr] for lr in rates], count) if number else rates
-        if not rates:  # every candidate diverged
-            break
-        futures = in_lanes(train_candidate, [(setup, init_params, lr, candidate_plan, threads, folders.cache_dir,
-                                              start, end, states.get(lr), execution.recompute) for lr in rates],
-                           execution.at_once)
-        for lr, future in zip(rates, futures):
-            segment, states[lr] = future.result()
-            latest[lr] = continued(latest.get(lr), segment)
-        trained.append([latest[lr] for lr in rates])
+        # rung by rung (the reference plan has one); survivors go on from their saved state
+        rates = list(selection.candidates)
+        trained: list[list] = []
+        latest, states = {}, {}
+        for number, (count, start, end) in enumerate(candidate_plan.rung_schedule(len(rates))):
+            rates = survivors([latest[lr] for lr in rates], count) if number else rates
+            if not rates:  # every candidate diverged
+                break
+            futures = in_lanes(train_candidate, [
+                dict(setup=setup, init_params=init_params, lr=lr, plan=candidate_plan, cache_dir=folders.cache_dir,
+                     cluster=jobs_on, start=start, end=end, resume_from=states.get(lr), recompute=execution.recompute)
+                for lr in rates], len(jobs_on.slots))
+            for lr, future in zip(rates, futures):
+                segment, states[lr] = future.result()
+                latest[lr] = continued(latest.get(lr), segment)
+            trained.append([latest[lr] for lr in rates])
     return report(folders.run_dir, setup, init_params, results, selection, candidate_plan, execution, trained)
 
 
-def in_lanes(task, calls: list[tuple], at_once: int) -> list:
-    """Submit ``task`` once per argument tuple, at most ``at_once`` running at a time (each
-    lane of :func:`lrf.execution.lanes` one after another); the futures, in call order."""
+def in_lanes(task, calls: list[dict], width: int) -> list:
+    """Submit ``task`` once per keyword-argument dict, in ``width`` lanes side by side
+    (:func:`lrf.execution.lanes`): lane j runs on the cluster's slot j (``slot=j``), one
+    call after another; the futures, in call order."""
     futures: list = [None] * len(calls)
-    for lane in lanes(len(calls), at_once):
+    for slot, lane in enumerate(lanes(len(calls), width)):
         previous = []
         for i in lane:
-            futures[i] = task.submit(*calls[i], wait_for=previous)
+            futures[i] = task.submit(**calls[i], slot=slot, wait_for=previous)
             previous = [futures[i]]
     return futures

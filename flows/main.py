@@ -139,11 +139,11 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for name, value in DEFAULTS.items():  # before anything imports prefect, which reads them once
+        os.environ.setdefault(name, value)
     parser = build_parser()
     params = parameters(parser, argv)
     validate(parser, params)
-    for name, value in DEFAULTS.items():
-        os.environ.setdefault(name, value)
 
     from flows.lr_finder import lr_finder
 

@@ -69,6 +69,7 @@ class CandidateResult:
     holdout_loss: float | None
     holdout_accuracy: float | None
     seconds: float
+    placement: str | None = None  # where it ran: worker and device (None: not recorded)
 
     @property
     def diverged(self) -> bool:
@@ -90,7 +91,7 @@ class CandidateResult:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not an lrf candidate result: expected a JSON object")
-        missing = [f.name for f in fields(cls) if f.name not in data]
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "placement"]
         if missing:
             raise ValueError(f"lrf candidate result lacks {', '.join(missing)}")
         if not isinstance(data["losses"], list):
@@ -103,6 +104,10 @@ class CandidateResult:
                 raise ValueError(f"lrf candidate result has {name}={data[name]!r}, expected an integer >= 1")
             values[name] = data[name]
         values["losses"] = tuple(_float(f"losses[{i}]", v) for i, v in enumerate(data["losses"]))
+        placement = data.get("placement")
+        if placement is not None and not isinstance(placement, str):
+            raise ValueError(f"lrf candidate result has placement={placement!r}, expected text")
+        values["placement"] = placement
         result = cls(**values)
         result._check()
         return result
@@ -201,7 +206,15 @@ def continued(previous: CandidateResult | None, segment: CandidateResult) -> Can
         final_loss=segment.final_loss, last_k=segment.last_k,
         mean_last_k=math.nan if diverged else sum(tail) / len(tail), holdout_loss=segment.holdout_loss,
         holdout_accuracy=segment.holdout_accuracy, seconds=round(previous.seconds + segment.seconds, 3),
+        placement=_joined(previous.placement, segment.placement),
     )
+
+
+def _joined(before: str | None, after: str | None) -> str | None:
+    """Where a training ran over two rungs: one place, or both in order."""
+    if before is None or after is None or before == after:
+        return after or before
+    return f"{before} then {after}"  # no comma: the final-loss CSV has this column
 
 
 def survivors(candidates: Sequence[CandidateResult], keep: int) -> list[float]:
@@ -308,6 +321,7 @@ def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult]
             "iterations": c.iterations, "final_loss": c.final_loss, "mean_last_k": c.mean_last_k,
             "holdout_loss": c.holdout_loss, "holdout_accuracy": c.holdout_accuracy,
             "rule_pick": _same(c.lr, selection.pick_lr), "recommended": _same(c.lr, recommendation.lr),
+            "ran_on": c.placement,
         })
     return rows
 

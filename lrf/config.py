@@ -94,8 +94,12 @@ class DeviceSpec:
         return self.kind if self.kind == "cpu" and self.index == 0 else f"{self.kind}:{self.index}"
 
 
+DEVICE_FORMS = "cpu, gpu, gpu:N, a list gpu:0,gpu:2 or gpu:all"
+ALL_GPUS = "gpu:all"
+
+
 def parse_device_spec(text: str) -> DeviceSpec:
-    """Parse a device name (syntax only; whether the machine has it is the engine's check).
+    """Parse one device name (syntax only; whether the machine has it is the engine's check).
 
     Raises:
         ValueError: anything but ``cpu``, ``gpu`` or ``gpu:N``, naming ``device=``.
@@ -104,6 +108,32 @@ def parse_device_spec(text: str) -> DeviceSpec:
     if match is None:
         raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N', got device={text!r}")
     return DeviceSpec(match.group(1), int(match.group(2) or 0))
+
+
+def parse_devices(text: str) -> tuple[DeviceSpec, ...]:
+    """Parse a run's devices: ``cpu``, ``gpu``, ``gpu:N`` or a list of GPUs ``gpu:0,gpu:2``
+    (syntax only). ``gpu:all`` is resolved by the engine, which counts the GPUs
+    (:func:`lrf.gluon.preflight.prepare_setup`); here it parses to no device.
+
+    Raises:
+        ValueError: another form, ``cpu`` in a list, or a GPU listed twice, naming ``device=``.
+
+    >>> parse_devices("gpu:0,gpu:2")
+    (DeviceSpec(kind='gpu', index=0), DeviceSpec(kind='gpu', index=2))
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"device must be one of {DEVICE_FORMS}, got device={text!r}")
+    if text.strip() == ALL_GPUS:
+        return ()
+    names = [name.strip() for name in text.split(",")]
+    if any(_DEVICE.match(name) is None for name in names):
+        raise ValueError(f"device must be one of {DEVICE_FORMS}, got device={text!r}")
+    devices = tuple(parse_device_spec(name) for name in names)
+    if len(devices) > 1 and any(d.kind == "cpu" for d in devices):
+        raise ValueError(f"device lists name GPUs only (cpu is one device, its cores shared), got device={text!r}")
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"device lists a GPU twice, got device={text!r}")
+    return devices
 
 
 def default_model(source: DataSpec) -> str:
@@ -120,7 +150,8 @@ class Setup:
             rec:PATH/train.rec, folder:PATH.
         model: a model name; None picks :func:`default_model` for the data. Which names
             exist is the engine's business (:func:`lrf.gluon.preflight.check_model_name`).
-        device: "cpu" (default), "gpu" or "gpu:N".
+        device: "cpu" (default), "gpu", "gpu:N", a list of GPUs "gpu:0,gpu:2" or
+            "gpu:all": candidates are placed one per device, the sweep on the first.
         batch_size: samples per batch (128, the reference).
         seed: seeds the initial weights and the batch order (42).
         workers: loader processes; None = one per CPU core (SPEC §3).
@@ -140,7 +171,7 @@ class Setup:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_source", parse_data_spec(self.data))
-        object.__setattr__(self, "_device_spec", parse_device_spec(self.device))
+        object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None:
             object.__setattr__(self, "model", default_model(self.source))
         elif not isinstance(self.model, str) or not self.model:
@@ -155,8 +186,20 @@ class Setup:
         return self._source  # type: ignore[attr-defined]
 
     @property
+    def devices(self) -> tuple[DeviceSpec, ...]:
+        """The devices, parsed (empty for ``gpu:all`` until the engine resolves it)."""
+        return self._devices  # type: ignore[attr-defined]
+
+    @property
     def device_spec(self) -> DeviceSpec:
-        return self._device_spec  # type: ignore[attr-defined]
+        """The one device a job of this setup uses (the first of a list: the sweep's)."""
+        if not self.devices:
+            raise ValueError(f"device={self.device!r} is not resolved to GPUs yet (lrf.gluon.preflight.prepare_setup)")
+        return self.devices[0]
+
+    def on_device(self, device: str) -> "Setup":
+        """This setup, run on ``device`` (a job's, on the worker it was placed on)."""
+        return self if device == self.device else dataclasses.replace(self, device=device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,13 +1,16 @@
-"""How the work of a run is executed: how many jobs at once, and with how many threads.
+"""How the work of a run is executed: where, how many jobs at once, with how many threads.
 
 Not part of what a run *is* (:mod:`lrf.config`): the same run executed with
 other settings gives the same numbers. Framework-free; the flow and the
 benchmarks schedule candidates with these functions, so both do the same thing.
+The cluster that runs the jobs is :mod:`lrf.cluster`.
 
 >>> lanes(5, at_once=2)
 [[0, 2, 4], [1, 3]]
 >>> threads_per_job(1, cores=2), threads_per_job(2, cores=2)
 (None, 1)
+>>> Execution(cluster='tcp://10.0.0.5:8786').at_once is None
+True
 """
 
 from __future__ import annotations
@@ -18,27 +21,41 @@ from dataclasses import dataclass
 from lrf._validate import positive_int
 
 
+CPU_AT_ONCE = 3  # jobs at once on CPU by default: the reference's three candidates side by side
+CLUSTER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")
+
+
 @dataclass(frozen=True)
 class Execution:
     """How a run's jobs are executed.
 
     Attributes:
-        at_once: candidate trainings that run at the same time, each in a process of
-            its own (3: the reference's three candidates side by side).
+        at_once: jobs that run at the same time, each on a worker of its own; None (default):
+            one per device (:data:`CPU_AT_ONCE` on CPU, whose cores they share), or one per
+            worker of a given ``cluster``.
         recompute: compute everything again instead of reusing finished work from the
             cache (False).
+        cluster: the address of a Dask scheduler to run the jobs on (``tcp://HOST:8786``);
+            None (default): a cluster on this machine, started and stopped by the run.
 
     Raises:
         ValueError/TypeError at construction, naming the field and the value.
     """
 
-    at_once: int = 3
+    at_once: int | None = None
     recompute: bool = False
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
-        positive_int("at_once", self.at_once)
+        if self.at_once is not None:
+            positive_int("at_once", self.at_once)
         if not isinstance(self.recompute, bool):
             raise TypeError(f"recompute must be true or false, got recompute={self.recompute!r}")
+        if self.cluster is not None and (not isinstance(self.cluster, str)
+                                         or not self.cluster.startswith(CLUSTER_SCHEMES)
+                                         or len(self.cluster) <= len(self.cluster.partition("://")[0]) + 3):
+            raise ValueError(f"cluster must be a Dask scheduler address such as tcp://HOST:8786, "
+                             f"got cluster={self.cluster!r}")
 
 
 def lanes(num_jobs: int, at_once: int) -> list[list[int]]:

@@ -21,7 +21,7 @@ from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
 TABLE_COLUMNS = ("rank", "lr", "multiplier", "iterations", "final_loss", "mean_last_k", "holdout_loss",
-                 "holdout_accuracy", "rule_pick", "recommended")
+                 "holdout_accuracy", "rule_pick", "recommended", "ran_on")
 
 
 def candidate_losses_csv(candidates: Sequence[CandidateResult]) -> str:
@@ -148,15 +148,15 @@ def rungs_markdown(selection: Selection, rungs: Sequence[Sequence[CandidateResul
 
 def table_markdown(rows: Sequence[dict], k: int, measure: str | None = None) -> str:
     """The final-loss table as GitHub Markdown, ranked by ``measure`` (named under it)."""
-    header = f"| rank | lr | x pick | iterations | final loss | mean last {k} | held-out loss | held-out accuracy | |"
-    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|:--|"]
+    header = f"| rank | lr | x pick | iterations | final loss | mean last {k} | held-out loss | held-out accuracy | | ran on |"
+    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|:--|:--|"]
     for r in rows:
         marks = ["**recommended**" if r["recommended"] else "", "rule's pick" if r["rule_pick"] else ""]
         cells = [
             str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:.3g}"), str(r["iterations"]),
             _fmt(r["final_loss"]),
             _fmt(r["mean_last_k"]), _fmt(r["holdout_loss"]), _fmt(r["holdout_accuracy"], "{:.2%}"),
-            ", ".join(m for m in marks if m),
+            ", ".join(m for m in marks if m), r.get("ran_on") or "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if measure is not None:

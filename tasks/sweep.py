@@ -5,6 +5,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from lrf.candidates import Selection, select
+from lrf.cluster import ClusterRef
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import jobs
 from lrf.result import SweepResult
@@ -13,13 +14,15 @@ from tasks._ui import JobWatch
 
 
 @task(name="lr-sweep")
-def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str,
-             recompute: bool = False) -> SweepResult:
-    """The range test from the saved initial parameters; progress goes to the run log and
-    a progress artifact (a sweep already in the cache is reused unless ``recompute``)."""
+def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str, cluster: ClusterRef,
+             slot: int = 0, recompute: bool = False) -> SweepResult:
+    """The range test from the saved initial parameters, on ``cluster``'s slot ``slot``; progress
+    goes to the run log and a progress artifact (a sweep already in the cache is reused unless
+    ``recompute``)."""
     key = work_key("sweep", jobs.work_fields(setup), config.to_dict(), Path(init_params).name)
     ui = JobWatch(f"lr-sweep (batch order seed {setup.seed})", recompute)
-    result = jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json", watch=ui.watch)
+    result = jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json",
+                            place=jobs.Place(cluster, slot), watch=ui.watch)
     return ui.outcome(result)
 
 

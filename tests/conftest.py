@@ -24,3 +24,25 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def local_jobs():
+    """Where engine and task tests run their jobs: one local cluster of two CPU workers (the
+    kind a run starts for itself), shared by the session (each worker imports MXNet once)."""
+    from lrf.cluster import job_cluster
+    from lrf.gluon.jobs import Place, warm_up
+
+    with job_cluster("cpu", at_once=2, warm_up=warm_up) as cluster:
+        yield Place(cluster)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A real Dask scheduler and two workers (``dask scheduler``, ``dask worker``, as a user
+    starts them), shared by the session: flow tests that are not about the run's own
+    cluster pass its address as ``cluster=``."""
+    from tests.support.dask_cluster import running_dask_cluster
+
+    with running_dask_cluster(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster

@@ -155,7 +155,12 @@ def make_batch_loader(
     batch_sampler = ContinuousBatchSampler(SeededRandomSampler(size, seed), batch_size)
     if start:
         batch_sampler = _Skipping(batch_sampler, start)
-    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(num_workers))
+    # Worker processes only from a process's main thread: MXNet's DataLoader installs a signal
+    # handler when it forks them, which Python allows there alone; a job on a Dask worker runs
+    # in a thread (and a daemonic process, which may not have children), so there its workers
+    # are threads (decoding and augmenting release the GIL; measured in benchmarks/data_pipeline)
+    thread_pool = num_workers > 0 and threading.current_thread() is not threading.main_thread()
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(num_workers), thread_pool=thread_pool)
 
 
 class _Skipping:
@@ -215,7 +220,7 @@ def close_loader(loader: DataLoader, timeout: float = 5.0) -> None:
         closer.start()
         closer.join(timeout)
         if closer.is_alive():
-            stuck = [w.pid for w in workers if w.exitcode is None]
+            stuck = [w.pid for w in workers if w.exitcode is None and getattr(w, "pid", None)]
             logger.warning("loader workers %s did not stop on SIGTERM within %.0f s: killing them", stuck, timeout)
             for pid in stuck:
                 with contextlib.suppress(ProcessLookupError):

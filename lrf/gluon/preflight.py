@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, replace
 from importlib import metadata
 
-from lrf.config import REFERENCE_MODEL, SMALL_CNN, DataSpec, DeviceSpec, Setup
+from lrf.config import ALL_GPUS, REFERENCE_MODEL, SMALL_CNN, DataSpec, DeviceSpec, Setup
 from lrf.gluon.datacheck import (  # noqa: F401  (DataError, IMAGE_EXTENSIONS: part of this module's interface)
     IMAGE_EXTENSIONS, DataError, RecSummary, check_folder, check_rec, folder_classes, read_rec_index,
 )
@@ -79,6 +79,24 @@ def visible_gpus() -> int:
     if visible is not None:
         count = min(count, len([d for d in visible.split(",") if d.strip()]))
     return count
+
+
+def resolve_devices(text: str, visible: int | None = None) -> str:
+    """``text``, or for ``gpu:all`` the list of this machine's GPUs (``gpu:0,gpu:1,...``).
+
+    Raises:
+        ValueError: ``gpu:all`` where no GPU is visible, naming device.
+
+    >>> resolve_devices("gpu:all", visible=3)
+    'gpu:0,gpu:1,gpu:2'
+    """
+    if text.strip() != ALL_GPUS:
+        return text
+    visible = visible_gpus() if visible is None else visible
+    if visible == 0:
+        raise ValueError(f"device={text!r} asks for every GPU, but this machine has no visible GPU "
+                         "(this MXNet is the CPU build, or CUDA sees no GPU)")
+    return ",".join(f"gpu:{i}" for i in range(visible))
 
 
 def check_device(spec: DeviceSpec, text: str, visible: int | None = None) -> None:
@@ -169,15 +187,17 @@ def resolve_data_spec(spec: DataSpec) -> DataSpec:
 def prepare_setup(setup: Setup) -> tuple[Setup, DataSize]:
     """The engine's entry check of a setup, and the setup completed for the jobs.
 
-    Returns the setup with its data source resolved (:func:`resolve_data_spec`), and the
-    data's size.
+    Returns the setup with its data source resolved (:func:`resolve_data_spec`) and
+    ``gpu:all`` resolved to this machine's GPUs (:func:`resolve_devices`), and the data's size.
 
     Raises:
         ValueError: unknown model, missing GPU, unusable data files, or a batch larger
             than the training data; the message names the parameter and the value.
     """
     check_model_name(setup.model)
-    check_device(setup.device_spec, setup.device)
+    setup = replace(setup, device=resolve_devices(setup.device))
+    for device in setup.devices:
+        check_device(device, setup.device)
     size = validate_data_spec(setup.source)
     if setup.batch_size > size.num_train:
         raise ValueError(
