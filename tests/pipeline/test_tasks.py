@@ -45,15 +45,15 @@ def cache_dir(folders):
 
 
 @pytest.fixture(scope="module")
-def init_params(cache_dir):
+def init_params(cache_dir, local_jobs):
     with disable_run_logger():
-        return initialise_model.fn(SETUP, cache_dir)
+        return initialise_model.fn(SETUP, cache_dir, local_jobs.cluster)
 
 
 @pytest.fixture(scope="module")
-def sweep(cache_dir, init_params):
+def sweep(cache_dir, init_params, local_jobs):
     with disable_run_logger():
-        return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir)
+        return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir, local_jobs.cluster)
 
 
 def test_check_inputs_builds_the_configuration():
@@ -96,12 +96,13 @@ def test_run_folders_are_new_each_time_and_share_the_cache(tmp_path):
     assert first.cache_dir == second.cache_dir == str(tmp_path.resolve() / "cache")
 
 
-def test_initialise_model_saves_the_parameters_once(init_params, cache_dir):
+def test_initialise_model_saves_the_parameters_once(init_params, cache_dir, local_jobs):
     path = Path(init_params)
     assert path.parent == Path(cache_dir) and path.name.startswith("init-") and path.stat().st_size > 0
     stamp = path.stat().st_mtime_ns
-    assert initialise_model.fn(SETUP, cache_dir) == init_params and path.stat().st_mtime_ns == stamp  # reused
-    other = initialise_model.fn(replace(SETUP, seed=7), cache_dir)
+    assert initialise_model.fn(SETUP, cache_dir, local_jobs.cluster) == init_params
+    assert path.stat().st_mtime_ns == stamp  # reused
+    other = initialise_model.fn(replace(SETUP, seed=7), cache_dir, local_jobs.cluster)
     assert other != init_params and Path(other).read_bytes() != path.read_bytes()
 
 
@@ -120,22 +121,25 @@ def test_select_lr_gives_the_reference_candidates(sweep):
     assert explicit.candidates == (0.05, 0.2)
 
 
-def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params):
-    result, state = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), 1, cache_dir)
+def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params, local_jobs):
+    result, state = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), cache_dir,
+                                       local_jobs.cluster, slot=1)
     assert state is None  # trained to the end: nothing goes on from here
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
     assert result.holdout_loss > 0 and 0 <= result.holdout_accuracy <= 1
+    assert result.placement == "lrf-cpu1 (cpu)"  # the slot it was sent to
     saved = [json.loads(p.read_text()) for p in Path(cache_dir).glob("candidate-*.json")]
     assert [s["final_loss"] for s in saved if s["lr"] == 0.1 and s["iterations"] == 30] == [result.final_loss]
 
 
-def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_params, sweep):
+def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_params, sweep, local_jobs):
     from lrf.execution import Execution
     from tasks.report import report
 
     plan = CandidatePlan(iterations=20, last_k=5)
     selection = select_lr.fn([sweep], plan)
-    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, 1, cache_dir)[0] for lr in selection.candidates]
+    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, cache_dir, local_jobs.cluster, slot=i)[0]
+                  for i, lr in enumerate(selection.candidates)]
     summary = report.fn(run_dir, SETUP, init_params, [sweep], selection, plan, Execution(), [candidates])
     files = {p.name for p in Path(run_dir).iterdir()}
     assert {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png", "final_losses.csv",
@@ -157,12 +161,12 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     assert str(run_dir) in markdown and markdown.count("](data:image/png;base64,") == 2  # plots in the UI
 
 
-def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params):
-    plan = CandidatePlan(iterations=30, last_k=5)
-    whole, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir)
-    first, state = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir, 0, 12)
+def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params, local_jobs):
+    plan, cluster = CandidatePlan(iterations=30, last_k=5), local_jobs.cluster
+    whole, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster)
+    first, state = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster, 0, 0, 12)
     assert state is not None and Path(state).is_file()
-    rest, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, 1, cache_dir, 12, 30, state)
+    rest, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster, 1, 12, 30, state)  # other worker
     assert first.losses + rest.losses == pytest.approx(whole.losses, rel=1e-5)  # same batches, same state
     assert rest.holdout_loss == pytest.approx(whole.holdout_loss, rel=1e-5)
 

@@ -229,7 +229,7 @@ def test_new_data_at_the_same_path_is_new_work(prefect_api, tmp_path, caplog):
     assert _warnings(caplog) == []  # nothing was damaged: the new data simply has new keys
 
 
-def test_a_result_recorded_for_other_data_is_not_reused_even_under_the_same_name(tmp_path, caplog):
+def test_a_result_recorded_for_other_data_is_not_reused_even_under_the_same_name(tmp_path, caplog, local_jobs):
     """Below the keys: a job asked to reuse a file made from other data refuses it."""
     from lrf.config import Setup, SweepConfig
     from lrf.gluon import jobs
@@ -237,30 +237,30 @@ def test_a_result_recorded_for_other_data_is_not_reused_even_under_the_same_name
     data = tmp_path / "images.rec"
     _write_rec(data, seed=1)
     setup = Setup(data=f"rec:{data}", model="small-cnn", batch_size=8, workers=0)
-    init = jobs.init_job(setup, tmp_path / "init.params")
+    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
     config = SweepConfig(max_iter=15)
-    old = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json")
+    old = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json", place=local_jobs)
     _write_rec(data, seed=2)
     with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
-        new = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json")
+        new = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json", place=local_jobs)
     (warning,) = _warnings(caplog)
     assert "data_fingerprint" in warning and str(tmp_path / "sweep.json") in warning
     assert list(tmp_path.glob("sweep.json.corrupt-*")) and new.losses != old.losses
 
 
-def test_a_damaged_training_state_makes_its_result_unusable(tmp_path, caplog):
+def test_a_damaged_training_state_makes_its_result_unusable(tmp_path, caplog, local_jobs):
     """The refine plan's saved states: a result whose state is damaged is computed again."""
     from lrf.config import Setup
     from lrf.gluon import jobs
 
     setup = Setup(data="digits", workers=0)
-    init = jobs.init_job(setup, tmp_path / "init.params")
+    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
     out, state = tmp_path / "candidate.json", tmp_path / "state.params"
-    first = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, threads=1, state_out=state)
+    first = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, state_out=state, place=local_jobs)
     good = state.read_bytes()
     state.write_bytes(good[: len(good) // 2])
     with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
-        again = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, threads=1, state_out=state)
+        again = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, state_out=state, place=local_jobs)
     (warning,) = _warnings(caplog)
     assert str(state) in warning and str(out) in warning and "set aside" in warning
     assert again.losses == first.losses and state.read_bytes() == good

@@ -77,20 +77,38 @@ def test_atomic_write_that_raises_removes_its_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_terminated_job_removes_its_temporary_and_reports(tmp_path):
-    from lrf.gluon import jobs
+def test_a_job_whose_worker_dies_each_time_fails_naming_it_and_leaves_nothing(tmp_path, local_jobs):
+    """Dask runs a job whose worker died once more elsewhere; when that worker dies too, the job
+    fails (its task alone), saying so, and no result is left half-written."""
+    import threading
+
+    from lrf.cluster import client_for
     from lrf.config import Setup
+    from lrf.gluon import jobs
 
     setup = Setup(data="digits", workers=1)
-    init = jobs.init_job(setup, tmp_path / "init.params")
+    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
     out = tmp_path / "cand" / "lr.json"
-    killer = _Killer(str(out), signal.SIGTERM)
-    killer.start()
-    with pytest.raises(RuntimeError, match="exit status 143"):
-        jobs.candidate_job(setup, init, 0.01, out, iterations=1_000_000, threads=1)
-    killer.join()
+    progress, outcome = [], {}
+
+    def train():
+        try:
+            jobs.candidate_job(setup, init, 0.01, out, iterations=2000, place=local_jobs,
+                               watch=jobs.Watch(done=progress.append))
+        except RuntimeError as error:
+            outcome["error"] = str(error)
+
+    client = client_for(local_jobs.cluster.address)
+    thread = threading.Thread(target=train)
+    thread.start()
+    for _ in range(2):  # its worker, then the one it was moved to
+        progress.clear()
+        _wait_for(lambda: bool(progress))
+        busy = [addr for addr, keys in client.processing().items() if any("lrf-candidate" in k for k in keys)]
+        os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
+    thread.join(timeout=120)
+    assert "its worker died while running it, 2 times" in outcome["error"] and "lrf job 'candidate'" in outcome["error"]
     assert not out.exists() and not (tmp_path / "cand").exists()
-    assert not list(_pids_with(str(out)))
 
 
 class _Killer:
