@@ -125,8 +125,7 @@ def job_cluster(device: str, at_once: int | None = None, address: str | None = N
         try:
             workers = sorted(client.scheduler_info(n_workers=-1)["workers"].items(),
                              key=lambda item: (item[1].get("name") is None, str(item[1].get("name")), item[0]))
-            slots = tuple(Slot(addr, str(devices[0]), f"{info.get('host', addr)} {devices[0]}")
-                          for addr, info in workers)
+            slots = tuple(Slot(addr, str(devices[0]), str(devices[0])) for addr, _ in workers)
             width = min(at_once or len(slots), len(slots))
             ref = ClusterRef(address, slots[:width], started=False)
             _warm(client, ref, warm_up)

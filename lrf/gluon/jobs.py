@@ -168,10 +168,10 @@ def _sha256_or_none(path: str | os.PathLike):
 
 def _placement(cluster: ClusterRef, worker: dict) -> str:
     """Where a job ran, for people: the worker, and the device as the machine knows it."""
-    for slot in cluster.slots:
-        if slot.worker in (worker["worker"], worker["address"]):
-            return f"{worker['worker']} ({slot.label})" if cluster.started else f"{worker['address']} ({slot.label})"
-    return f"{worker['address']} on {worker['host']} ({cluster.slots[0].device})"
+    if not cluster.started:  # a user's cluster: which worker, and the address that finds its machine
+        return f"{worker['worker']} at {worker['address']} ({cluster.slots[0].label})"
+    label = next((slot.label for slot in cluster.slots if slot.worker == worker["worker"]), cluster.slots[0].label)
+    return f"{worker['worker']} ({label})"
 
 
 def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, keep: Callable[[dict], None],

@@ -32,6 +32,9 @@ def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tm
     assert sorted(round(r["multiplier"], 9) for r in on_disk["final_losses"]) == [0.1, 1.0, 10.0]
     header = (run_dir / "candidate_losses.csv").read_text().splitlines()[0]
     assert header.count("lr=") == 3
+    # the run's own cluster: two workers (at_once=2), candidates placed round-robin
+    assert sorted(r["ran_on"] for r in rows) == ["lrf-cpu0 (cpu)", "lrf-cpu0 (cpu)", "lrf-cpu1 (cpu)"]
+    assert "| ran on |" in (run_dir / "final_losses.md").read_text()
 
     from prefect.artifacts import Artifact
 
@@ -46,9 +49,9 @@ def test_bad_parameter_fails_before_any_folder_is_made(prefect_api, tmp_path):
 
 
 
-def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api, tmp_path):
-    summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, at_once=2, workers=0,
-                        output_root=str(tmp_path))
+def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api, tmp_path, dask_cluster):
+    summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, workers=0,
+                        output_root=str(tmp_path), cluster=dask_cluster.address)
     rungs = summary["rungs"]
     assert [len(r["rates"]) for r in rungs] <= [4, 2] and len(rungs[0]["rates"]) == 4
     assert [r["end"] for r in rungs] == [20, 40]  # 4 x 20 + 2 x 20 = 120 = 3 x 40
@@ -62,8 +65,9 @@ def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api
     assert "### Rung 1: 4 candidates" in report and "### Rung 2:" in report
 
 
-def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_path):
-    summary = lr_finder(sweeps=3, iterations=20, last_k=5, at_once=3, workers=0, output_root=str(tmp_path))
+def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_path, dask_cluster):
+    summary = lr_finder(sweeps=3, iterations=20, last_k=5, workers=0, output_root=str(tmp_path),
+                        cluster=dask_cluster.address)
     sweeps = summary["sweeps"]
     assert sweeps["count"] == 3 and len(sweeps["picks"]) == 3
     picks = sorted(p for p in sweeps["picks"] if p is not None)
@@ -93,12 +97,13 @@ def test_a_task_run_says_what_happened_in_its_state(prefect_api):
     assert diverging.fn() == (1, None)  # a unit test calling the function gets the plain value
 
 
-def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path):
+def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path, dask_cluster):
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
     def run(**kwargs) -> tuple[dict, list]:
-        state = lr_finder(iterations=20, last_k=5, workers=0, output_root=str(tmp_path), return_state=True, **kwargs)
+        state = lr_finder(iterations=20, last_k=5, workers=0, output_root=str(tmp_path), return_state=True,
+                          cluster=dask_cluster.address, **kwargs)
         assert state.is_completed(), state.message
         flow_run_id = state.state_details.flow_run_id
         with get_client(sync_client=True) as client:
