@@ -83,7 +83,7 @@ def test_table_ranks_by_mean_of_last_k_and_puts_divergence_last():
     assert rows[0]["rule_pick"] and rows[0]["recommended"] and not rows[1]["rule_pick"]
     assert "diverged" in table_markdown(rows, 2)
     assert table_csv(rows).splitlines()[0] == ("rank,lr,multiplier,iterations,final_loss,mean_last_k,holdout_loss,"
-                                              "holdout_accuracy,rule_pick,recommended")
+                                              "holdout_accuracy,rule_pick,recommended,ran_on")
 
 
 def test_the_recommendation_follows_the_held_out_evidence_not_the_rule():
