@@ -170,6 +170,32 @@ def _start_local(slots: Sequence[Slot], local_directory: str | None):
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="lrf")
 
 
+CHECK_TIMEOUT = 5.0  # seconds a run's entry check waits for a given scheduler
+
+
+def check_cluster(address: str | None) -> None:
+    """A run's entry check of ``cluster=``: a scheduler answers at ``address`` and has a
+    worker (None, a cluster of the run's own: nothing to check).
+
+    Raises:
+        ValueError: naming cluster and the address, and what is wrong there.
+    """
+    if address is None:
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CHECK_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ValueError(f"cluster={address!r}: no Dask scheduler answered there within {CHECK_TIMEOUT:.0f} s "
+                         f"({type(error).__name__}); start one with: dask scheduler") from None
+    try:
+        if not client.scheduler_info(n_workers=-1)["workers"]:
+            raise ValueError(f"cluster={address!r}: the scheduler has no worker; start some with: dask worker {address}")
+    finally:
+        client.close()
+
+
 def _connect(address: str):
     from distributed import Client
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from lrf.cluster import check_cluster
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.execution import Execution
 from lrf.runs import check_output_root
@@ -11,4 +12,6 @@ from lrf.runs import check_output_root
 def check_inputs(setup: dict, sweep: dict, plan: dict, execution: dict, output_root: str):
     """Validate every flow parameter before anything runs: (Setup, SweepConfig, CandidatePlan, Execution)."""
     check_output_root(output_root)
-    return Setup(**setup), SweepConfig(**sweep), CandidatePlan(**plan), Execution(**execution)
+    checked = Setup(**setup), SweepConfig(**sweep), CandidatePlan(**plan), Execution(**execution)
+    check_cluster(checked[3].cluster)
+    return checked

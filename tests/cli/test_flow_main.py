@@ -25,6 +25,10 @@ from flows.main import main
         (["--rungs", "0"], "rungs=0"),
         (["--plan", "refine", "--rungs", "1"], "rungs=1"),
         (["--batch-size", "abc"], "invalid int value: 'abc'"),
+        (["--device", "gpu:all"], "argument --device: device='gpu:all' asks for every GPU"),
+        (["--device", "gpu:0,gpu:0"], "argument --device: device lists a GPU twice"),
+        (["--cluster", "localhost:8786"], "argument --cluster: cluster must be a Dask scheduler address"),
+        (["--cluster", "tcp://127.0.0.1:9"], "argument --cluster: cluster='tcp://127.0.0.1:9': no Dask scheduler"),
     ],
 )
 def test_bad_values_exit_2_without_starting_prefect(capsys, args, value):

@@ -26,6 +26,10 @@ BAD = [
     ("model", "", "model=''"),
     ("device", "tpu", "device='tpu'"),
     ("device", "gpu:3", "device='gpu:3'"),
+    ("device", "gpu:all", "device='gpu:all' asks for every GPU, but this machine has no visible GPU"),
+    ("device", "gpu:0,gpu:0", "device='gpu:0,gpu:0'"),
+    ("device", "cpu,gpu:1", "device='cpu,gpu:1'"),
+    ("device", "gpu:0,gpu:1", "device='gpu:0,gpu:1' asks for GPU 0"),
     ("batch_size", 0, "batch_size=0"),
     ("batch_size", -8, "batch_size=-8"),
     ("batch_size", 5000, "batch_size=5000"),
@@ -58,6 +62,8 @@ BAD = [
     ("iterations", 0, "iterations=0"),
     ("last_k", 0, "last_k=0"),
     ("at_once", 0, "at_once=0"),
+    ("cluster", "localhost:8786", "cluster='localhost:8786'"),
+    ("cluster", "tcp://127.0.0.1:9", "cluster='tcp://127.0.0.1:9': no Dask scheduler answered"),
     ("plan", "grid", "plan='grid'"),
     ("refine_rates", 1, "refine_rates=1"),
     ("refine_span", 1.0, "refine_span=1.0"),
@@ -71,8 +77,8 @@ BAD = [
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
 ]
 CLI_ONLY = {"init_params", "out"}
-FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root", "plan",
-             "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold", "recompute"}
+FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "cluster", "output_root",
+             "plan", "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold", "recompute"}
 CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
 
 
