@@ -93,7 +93,11 @@ def local_slots(devices: Sequence[DeviceSpec], at_once: int | None, cores: int |
 
 def _worker_env(slot: Slot, workers: int, cores: int | None) -> dict[str, str]:
     if slot.label.startswith("gpu"):
-        return {"CUDA_VISIBLE_DEVICES": slot.label.partition(":")[2]}
+        # GPU N is the N-th this process sees: under CUDA_VISIBLE_DEVICES=3,5 (a deployment's,
+        # say), gpu:1 is the machine's GPU 5
+        index = int(slot.label.partition(":")[2])
+        visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        return {"CUDA_VISIBLE_DEVICES": visible[index] if index < len(visible) else str(index)}
     threads = threads_per_job(workers, cores)
     # OpenMP threads per operator only: raising MXNET_CPU_WORKER_NTHREADS too (more engine
     # workers, each with that many OpenMP threads) made ResNet training ~3x slower (benchmarks)

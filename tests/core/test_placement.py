@@ -46,7 +46,8 @@ def test_a_job_names_its_workers_device_and_a_list_sweeps_on_the_first():
     assert setup.on_device("gpu:0").device == "gpu:0" and setup.on_device("gpu:2,gpu:5") is setup
 
 
-def test_cpu_slots_share_the_cores_and_gpu_slots_see_one_gpu_each():
+def test_cpu_slots_share_the_cores_and_gpu_slots_see_one_gpu_each(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     cpu = local_slots(parse_devices("cpu"), at_once=None)
     assert len(cpu) == CPU_AT_ONCE and {s.device for s in cpu} == {"cpu"}
     assert _worker_env(cpu[0], len(cpu), cores=2) == {"OMP_NUM_THREADS": "1"}  # 3 workers on 2 cores
@@ -71,3 +72,9 @@ def test_candidates_go_one_per_device_round_robin():
 def test_a_cluster_is_a_scheduler_address(address):
     with pytest.raises(ValueError, match="cluster must be a Dask scheduler address"):
         Execution(cluster=address)
+
+
+def test_gpu_numbers_count_the_gpus_this_process_sees(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # a deployment's, say
+    slots = local_slots(parse_devices("gpu:0,gpu:1"), at_once=None)
+    assert [_worker_env(s, 2, None) for s in slots] == [{"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "5"}]
