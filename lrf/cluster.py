@@ -169,7 +169,7 @@ def _start_local(slots: Sequence[Slot], local_directory: str | None):
             "silence_logs": logging.WARNING,  # a worker's INFO lines would flood the run log
         }} for slot in slots
     }
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": None,
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": ":0",
                                                "allowed_failures": ALLOWED_FAILURES}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="lrf")
 

@@ -34,7 +34,7 @@ class DaskCluster:
         local.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         self.workers[name] = _spawn([DASK, "worker", self.address, "--name", name, "--nthreads", "1",
-                                     "--nworkers", "1", "--local-directory", str(local), "--no-dashboard",
+                                     "--local-directory", str(local), "--no-dashboard",
                                      "--memory-limit", "0"], env, self.folder, self.folder / f"{name}.log")
         self.wait_for(name)
         return self.workers[name]
