@@ -125,6 +125,7 @@ def _read_config(parser: argparse.ArgumentParser, path: Path, known: dict) -> di
 
 def validate(parser: argparse.ArgumentParser, params: dict) -> None:
     """Every check the flow's first tasks make, here, so a bad value exits 2 before Prefect starts."""
+    from lrf.gluon.params_file import check_init_params
     from lrf.gluon.preflight import prepare_setup
     from lrf.runs import check_output_root
 
@@ -132,6 +133,7 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         built = {cls: cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)}) for cls in CONFIGURATION}
         prepare_setup(built[Setup])
         check_output_root(params["output_root"])
+        check_init_params(params["init_params"])
     except (ValueError, TypeError) as error:
         match = re.search(r"\b([a-z_]+)=", str(error))
         option = f"argument --{match.group(1).replace('_', '-')}: " if match and match.group(1) in params else ""

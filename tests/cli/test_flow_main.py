@@ -25,6 +25,7 @@ from flows.main import main
         (["--rungs", "0"], "rungs=0"),
         (["--plan", "refine", "--rungs", "1"], "rungs=1"),
         (["--batch-size", "abc"], "invalid int value: 'abc'"),
+        (["--init-params", "/missing.params"], "argument --init-params: init_params='/missing.params' is not a file"),
     ],
 )
 def test_bad_values_exit_2_without_starting_prefect(capsys, args, value):
