@@ -68,7 +68,7 @@ BAD = [
     ("output_root", "{tmp}/a-file", "output_root="),
     ("init_params", "{tmp}/missing.params", "it does not exist"),
     ("init_params", "{tmp}/empty", "it is a folder"),
-    ("init_params", "{tmp}/a-file", "does not start like an MXNet parameter file"),
+    ("init_params", "{tmp}/a-file", "to be an MXNet parameter file"),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
 ]
