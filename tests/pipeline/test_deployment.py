@@ -250,11 +250,11 @@ def test_the_gpu_deployment_is_declared(readme_deployment):
 
 
 class _Page(HTMLParser):
-    """What a person reads on a page: table cells, headings, strong text and image sources."""
+    """What a person reads on a page: table cells, headings, image sources, all its text."""
 
     def __init__(self, html: str):
         super().__init__()
-        self.cells, self.headings, self.images, self._open = [], [], [], []
+        self.cells, self.headings, self.images, self._open, self.text = [], [], [], [], ""
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
@@ -264,6 +264,7 @@ class _Page(HTMLParser):
             self._open.append([tag, ""])
 
     def handle_data(self, data):
+        self.text += data
         for entry in self._open:
             entry[1] += data
 
@@ -289,13 +290,17 @@ def test_the_ui_shows_the_runs_table_report_and_plot(readme_deployment, tmp_path
     for key, url in pages.items():
         shutil.copy(screenshot(url, tmp_path / f"{key}.png", profile), SCREENSHOTS / f"{key}.png")
 
-    # the final-loss table, with its numbers formatted as the Markdown table has them
-    for row in formatted_rows(summary["final_losses"]):
-        assert row["lr"] in table.cells and row["final_loss"] in table.cells, (row, table.cells)
+    # the final-loss table, cell by cell, with its numbers formatted as the Markdown table has them
+    rows = [{k: float(v) if v in ("NaN", "Infinity", "-Infinity") else v for k, v in row.items()}
+            for row in summary["final_losses"]]  # strict JSON keeps a diverged loss as "NaN"
+    assert table.cells == [str(value) for row in formatted_rows(rows) for value in row.values()]
     # the report: its heading, the recommended rate, and the sweep plot, the run's own sweep.png
     setup = summary["setup"]
     assert f"LR finder: {setup['model']} on {setup['data']}" in report.headings, report.headings
     assert "Loss against learning rate" in report.headings
+    assert f"Recommended learning rate: {summary['recommended_lr']:.4g}" in report.text
+    bounds = summary["cyclical_range"]
+    assert f"cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}" in report.text
     shown = [base64.b64decode(src.split(",", 1)[1]) for src in report.images if src.startswith("data:image/png;base64,")]
     assert (done.run_dir / "sweep.png").read_bytes() in shown
     assert (done.run_dir / "candidates.png").read_bytes() in shown
