@@ -36,7 +36,7 @@ class _Reader:
         self.handle, self.size = handle, size
 
     def take(self, fmt: str):
-        count = struct.calcsize(fmt)
+        count = struct.calcsize("<" + fmt)
         data = self.handle.read(count)
         if len(data) != count:
             raise ValueError("it ends too early (truncated?)")
@@ -108,7 +108,7 @@ def read_layout(path: str | os.PathLike) -> Layout:
             raise ValueError("it is too short to be an MXNet parameter file") from None
         if magic != LIST_MAGIC:
             raise ValueError("it does not start like an MXNet parameter file (Block.save_parameters, mx.nd.save)")
-        if count > reader.size // 16:
+        if count > reader.size // 4:  # every array takes at least its 4-byte header
             raise ValueError(f"it declares {count} arrays in {reader.size} bytes")
         arrays = [_read_array(reader) for _ in range(count)]
         (names,) = reader.take("Q")
@@ -119,7 +119,7 @@ def read_layout(path: str | os.PathLike) -> Layout:
             (length,) = reader.take("Q")
             if length > reader.size:
                 raise ValueError("a name is longer than the file")
-            keys.append(handle.read(length).decode("utf-8", errors="replace"))
+            keys.append(reader.take(f"{length}s")[0].decode("utf-8", errors="replace"))
     return dict(zip(keys, arrays))
 
 
