@@ -19,9 +19,9 @@ def initialise_model(setup: Setup, cache_dir: str, recompute: bool = False, init
     network's arrays (ValueError naming it otherwise), and is copied into the cache."""
     out = Path(cache_dir) / f"init-{work_key('init', jobs.work_fields(setup))}.params"
     ui = JobWatch(f"initialise-model {setup.model}", recompute)
-    fresh = jobs.init_job(setup, out, watch=ui.watch)
+    start = fresh = jobs.init_job(setup, out, watch=ui.watch)
     if init_params is not None:  # the fresh network's parameters say what the given file must hold
         check_fits(init_params, fresh, f"{setup.model} for data={setup.data!r}")
-        fresh = cached_copy(init_params, cache_dir, "init-given")
-        get_run_logger().info("starting from init_params=%r, copied to %s", init_params, fresh)
-    return ui.outcome(str(fresh))
+        start = cached_copy(init_params, cache_dir, "init-given")
+        get_run_logger().info("starting from init_params=%r, copied to %s", init_params, start)
+    return ui.outcome(str(start))
