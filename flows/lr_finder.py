@@ -42,6 +42,7 @@ def lr_finder(
     batch_size: Annotated[int, AtLeastOne] = Setup.batch_size,
     seed: Annotated[int, Field(ge=0)] = Setup.seed,
     workers: Annotated[int, Field(ge=0)] | None = Setup.workers,
+    init_params: str | None = None,
     lr_start: Annotated[float, Positive] = SweepConfig.lr_start,
     lr_multiplier: Annotated[float, Field(gt=1)] = SweepConfig.lr_multiplier,
     lr_end: Annotated[float, Positive] | None = SweepConfig.lr_end,
@@ -89,6 +90,8 @@ def lr_finder(
         seed: Seeds the initial weights and the batch order (every candidate sees the same
             batches).
         workers: Data-loader processes; empty: one per CPU core.
+        init_params: Start from these saved parameters (a file of Block.save_parameters for
+            this model and data) instead of a fresh Xavier initialisation; empty: fresh.
         lr_start: Learning rate of the sweep's first iteration.
         lr_multiplier: Factor between two iterations of the sweep (reference schedule).
         lr_end: Sweep a range instead: max_iter steps from lr_start to lr_end.
@@ -128,14 +131,14 @@ def lr_finder(
                   iterations=iterations, last_k=last_k, plan=plan, refine_rates=refine_rates,
                   refine_span=refine_span, rungs=rungs, sweeps=sweeps, spread_threshold=spread_threshold),
         execution=dict(at_once=at_once, recompute=recompute, cluster=cluster),
-        output_root=output_root,
+        output_root=output_root, init_params=init_params,
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)
     with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=warm_up) as jobs_on:
         get_run_logger().info("jobs run on %s: %s", jobs_on.address, ", ".join(f"{s.worker} ({s.label})"
                                                                               for s in jobs_on.slots))
-        init_params = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute)
+        init_params = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute, init_params)
         sweeps = in_lanes(lr_sweep, [dict(setup=setup.with_batch_order(r), config=config, init_params=init_params,
                                           cache_dir=folders.cache_dir, cluster=jobs_on, recompute=execution.recompute)
                                      for r in range(candidate_plan.sweeps)], len(jobs_on.slots))

@@ -142,6 +142,8 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"suggested learning rate ({args.rule}): {chosen.lr:.3g}")
     else:
         print(f"no suggested learning rate ({args.rule}): {chosen.reason}")
+    if bounds.base_lr is not None:
+        print(f"cyclical range (Smith 2017): {bounds.base_lr:.3g} to {bounds.max_lr:.3g}")
     print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}, {out / 'summary.json'}")
     return 0
 
@@ -158,8 +160,9 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
         setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
                                        batch_size=args.batch_size, seed=args.seed, workers=args.workers))
-        if args.init_params is not None and not Path(args.init_params).is_file():
-            raise ValueError(f"init_params={args.init_params!r} is not a file")
+        from lrf.gluon.params_file import check_init_params
+
+        check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, error)
     out = args.out or Path(DEFAULT_OUTPUT_ROOT) / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"

@@ -194,6 +194,6 @@ def table_csv(rows: Sequence[dict]) -> str:
 
 
 def _fmt(value, pattern: str = "{:.4f}") -> str:
-    if value is None:
-        return "-"
+    if value is None:  # not "-": Prefect's table artifact renders each cell as Markdown, "-" as a list bullet
+        return "n/a"
     return "diverged" if isinstance(value, float) and math.isnan(value) else pattern.format(value)

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lrf._io import copy_file
+from lrf.cache import file_sha256
+
 DEFAULT_OUTPUT_ROOT = "lrf-runs"  # every run gets a new folder under it
 COMPLETE_MARKER = "summary.json"  # written last: a folder with it is complete
 CACHE_DIR = "cache"
@@ -65,6 +68,18 @@ def work_key(*parts) -> str:
     """
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_copy(source: str | os.PathLike, cache_dir: str | os.PathLike, prefix: str) -> Path:
+    """``source`` copied into the work cache as ``PREFIX-KEY.params``, KEY the start of its
+    SHA-256: work whose cache key holds that name is keyed by the file's content (an
+    edited file is other work), and the run uses a copy that a later edit of ``source``
+    cannot reach. A copy already there with the same SHA-256 is used as it is."""
+    digest = file_sha256(source)
+    target = Path(cache_dir) / f"{prefix}-{digest[:16]}.params"
+    if not (target.is_file() and file_sha256(target) == digest):
+        copy_file(source, target)
+    return target
 
 
 def new_run_dir(root: str | os.PathLike, prefix: str = "run") -> Path:

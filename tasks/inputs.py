@@ -5,13 +5,16 @@ from prefect import task
 from lrf.cluster import check_cluster
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.execution import Execution
+from lrf.gluon.params_file import check_init_params
 from lrf.runs import check_output_root
 
 
 @task(name="check-inputs")
-def check_inputs(setup: dict, sweep: dict, plan: dict, execution: dict, output_root: str):
+def check_inputs(setup: dict, sweep: dict, plan: dict, execution: dict, output_root: str,
+                 init_params: str | None = None):
     """Validate every flow parameter before anything runs: (Setup, SweepConfig, CandidatePlan, Execution)."""
     check_output_root(output_root)
+    check_init_params(init_params)
     checked = Setup(**setup), SweepConfig(**sweep), CandidatePlan(**plan), Execution(**execution)
     check_cluster(checked[3].cluster)
     return checked

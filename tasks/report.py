@@ -34,6 +34,8 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
         f"- evidence: {recommendation['evidence']}",
         f"- sweep: {summary['sweep']['iterations']} iterations, stopped: {summary['sweep']['stop_reason']}",
         f"- rule `{selection.rule}` picked: " + (f"{pick.lr:.4g} ({pick.reason})" if pick.ok else pick.reason),
+        *([f"- cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}"]
+          if (bounds := summary["cyclical_range"])["base_lr"] is not None else []),
         *([f"- {len(results)} sweeps on different batch orders: picks "
            + ", ".join("-" if lr is None else f"{lr:.3g}" for lr in selection.picks)
            + (f", spread {selection.spread:.2f}x" if selection.spread else "")

@@ -42,6 +42,8 @@ def test_find_prints_the_suggestion_and_a_progress_bar(run):
     out, done = run
     summary = json.loads((out / "summary.json").read_text())
     assert f"suggested learning rate (reference): {summary['suggestion']['lr']:.3g}" in done.stdout
+    bounds = summary["cyclical_range"]
+    assert f"cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}" in done.stdout
     assert "lr sweep" in done.stderr and "smoothed_loss=" in done.stderr
 
 

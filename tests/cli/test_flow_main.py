@@ -29,6 +29,7 @@ from flows.main import main
         (["--device", "gpu:0,gpu:0"], "argument --device: device lists a GPU twice"),
         (["--cluster", "localhost:8786"], "argument --cluster: cluster must be a Dask scheduler address"),
         (["--cluster", "tcp://127.0.0.1:9"], "argument --cluster: cluster='tcp://127.0.0.1:9': no Dask scheduler"),
+        (["--init-params", "/missing.params"], "argument --init-params: init_params='/missing.params' is not a file"),
     ],
 )
 def test_bad_values_exit_2_without_starting_prefect(capsys, args, value):

@@ -25,7 +25,7 @@ CLASSES = (Setup, SweepConfig, CandidatePlan, Execution)
 
 def configuration_defaults() -> dict:
     defaults = {f.name: f.default for cls in CLASSES for f in dataclasses.fields(cls)}
-    return {**defaults, "output_root": DEFAULT_OUTPUT_ROOT}
+    return {**defaults, "output_root": DEFAULT_OUTPUT_ROOT, "init_params": None}  # None: a fresh initialisation
 
 
 def test_flow_signature_defaults_are_the_configuration():

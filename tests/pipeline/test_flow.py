@@ -49,6 +49,24 @@ def test_bad_parameter_fails_before_any_folder_is_made(prefect_api, tmp_path):
 
 
 
+def test_a_given_init_params_file_is_where_the_run_starts(prefect_api, tmp_path, dask_cluster):
+    import mxnet as mx
+
+    from lrf.cache import file_sha256
+    from lrf.gluon.models import build_model, save_parameters
+
+    given = save_parameters(build_model("small-cnn", 10, (1, 8, 8), mx.cpu(), seed=7), tmp_path / "mine.params")
+    summary = lr_finder(init_params=str(given), candidate_rates=(0.05,), iterations=10, last_k=5, workers=0,
+                        output_root=str(tmp_path / "runs"), cluster=dask_cluster.address)
+    assert (Path(summary["run_dir"]) / "init.params").read_bytes() == given.read_bytes()
+    # the cache holds a copy named by the file's content, and every job started from it
+    digest, cache = file_sha256(given), tmp_path / "runs" / "cache"
+    assert (cache / f"init-given-{digest[:16]}.params").read_bytes() == given.read_bytes()
+    started_from = [json.loads(path.read_text())["work"]["init_params"]
+                    for pattern in ("sweep-*.json", "candidate-*.json") for path in cache.glob(pattern)]
+    assert len(started_from) == 2 and set(started_from) == {digest}  # the sweep and the candidate
+
+
 def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api, tmp_path, dask_cluster):
     summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, workers=0,
                         output_root=str(tmp_path), cluster=dask_cluster.address)

@@ -281,6 +281,11 @@ def server_env(home: Path, database_url: str | None = None, ui: bool = False) ->
     return env
 
 
+def server_args(host: str, port: int | str) -> list[str]:
+    """What follows ``prefect`` in the command that starts the server here."""
+    return ["server", "start", "--host", host, "--port", str(port)]
+
+
 @contextlib.contextmanager
 def running_prefect_server(
     home: Path | str,
@@ -319,12 +324,7 @@ def running_prefect_server(
             t0 = time.monotonic()
             with log.open("a") as f:
                 f.write(f"\n=== harness: starting server on port {this_port} (attempt {attempt})\n")
-            proc = _spawn(
-                [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(this_port)],
-                env,
-                home,
-                log,
-            )
+            proc = _spawn([*PREFECT, *server_args("127.0.0.1", this_port)], env, home, log)
             deadline = t0 + startup_timeout
             ready = False
             while time.monotonic() < deadline:
@@ -496,13 +496,13 @@ def flow_run_logs(api_url: str, flow_run_id: str | uuid.UUID, limit: int = 200) 
 def wait_for_worker(
     api_url: str,
     pool: str,
-    worker_name: str,
+    worker_name: str | None,
     timeout: float = WORKER_READY_TIMEOUT,
     proc: subprocess.Popen | None = None,
     log: Path | None = None,
 ) -> None:
-    """Wait until the worker called ``worker_name`` has registered with ``pool``
-    (its first heartbeat, sent right before it starts polling)."""
+    """Wait until the worker called ``worker_name`` (None: any worker) has registered with
+    ``pool`` (its first heartbeat, sent right before it starts polling)."""
     deadline = time.monotonic() + timeout
     with prefect_client(api_url) as client:
         while time.monotonic() < deadline:
@@ -515,7 +515,7 @@ def wait_for_worker(
                 workers = client.read_workers_for_work_pool(pool)
             except Exception:
                 workers = []
-            if any(w.name == worker_name for w in workers):
+            if any(worker_name in (None, w.name) for w in workers):
                 return
             time.sleep(0.5)
     raise PrefectHarnessError(
@@ -570,11 +570,14 @@ def running_worker(
     ready_timeout: float | None = WORKER_READY_TIMEOUT,
     extra_args: Sequence[str] = (),
     may_die: bool = False,
+    command: Sequence[str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """``prefect worker start --pool POOL --name NAME`` in the background; yield the
     Popen once the worker has registered with the API (``ready_timeout=None``:
     do not wait); always stop it and the flow runs it started. A worker that died
-    during the test is an error unless ``may_die`` (a test that kills it).
+    during the test is an error unless ``may_die`` (a test that kills it). ``command``
+    replaces the worker's command line (a README's, say, through ``bash -c``); ready is
+    then when any worker has registered with the pool.
 
     Stopping: SIGTERM to the worker's process group (the worker turns it into a
     SIGINT to itself and exits, ~0.5 s), then SIGINT, then SIGKILL; then any
@@ -582,15 +585,11 @@ def running_worker(
     log = Path(log)
     name = name or f"harness-worker-{uuid.uuid4().hex[:8]}"
     api_url = env["PREFECT_API_URL"]
-    proc = _spawn(
-        [*PREFECT, "worker", "start", "--pool", pool, "--name", name, *extra_args],
-        env,
-        Path(cwd),
-        log,
-    )
+    args = [*PREFECT, "worker", "start", "--pool", pool, "--name", name, *extra_args]
+    proc = _spawn(args if command is None else list(command), env, Path(cwd), log)
     try:
         if ready_timeout is not None:
-            wait_for_worker(api_url, pool, name, ready_timeout, proc, log)
+            wait_for_worker(api_url, pool, name if command is None else None, ready_timeout, proc, log)
         yield proc
         if proc.poll() is not None and not may_die:
             raise PrefectHarnessError(
