@@ -174,6 +174,10 @@ class SweepResult:
             config = SweepConfig.from_dict(meta["config"])
         except TypeError as error:  # unknown or missing settings
             raise ValueError(f"lrf sweep file has an invalid config: {error}") from None
+        reasons = [reason.value for reason in StopReason]
+        if meta["stop_reason"] not in reasons:
+            raise ValueError(f"lrf sweep file has stop_reason={meta['stop_reason']!r}, expected one of "
+                             f"{', '.join(reasons)}")
         return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), config)
 
 

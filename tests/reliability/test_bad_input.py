@@ -6,11 +6,13 @@ and no run folder is left under the output root."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from lrf.cli import main as cli_main
+from tests.support.read_only import read_only_folder
 
 
 # (parameter, bad value, text the error must contain); "{tmp}" is replaced by a folder with damaged data
@@ -26,6 +28,8 @@ BAD = [
     ("model", "", "model=''"),
     ("device", "tpu", "device='tpu'"),
     ("device", "gpu:3", "device='gpu:3'"),
+    ("device", "cpu:99999999999", "device='cpu:99999999999'"),
+    ("device", "cpu:1", "device='cpu:1'"),
     ("batch_size", 0, "batch_size=0"),
     ("batch_size", -8, "batch_size=-8"),
     ("batch_size", 5000, "batch_size=5000"),
@@ -66,9 +70,19 @@ BAD = [
     ("recompute", "yes", "recompute='yes'"),
     ("spread_threshold", 1.0, "spread_threshold=1.0"),
     ("output_root", "{tmp}/a-file", "output_root="),
+    ("output_root", "{tmp}/a-file/runs", "lies below a file"),
+    ("output_root", "{tmp}/read-only/runs", "is not writable"),
+    ("output_root", "{tmp}/" + "x" * 300, "File name too long"),
+    ("output_root", "{tmp}/new/" + "x" * 300, "bytes, more than the"),
     ("init_params", "{tmp}/missing.params", "init_params="),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
+    ("out", "{tmp}/a-file", "is a file"),
+    ("out", "{tmp}/a-file/run", "lies below a file"),
+    ("out", "{tmp}/read-only", "is not writable"),
+    ("out", "{tmp}/read-only/run", "is not writable"),
+    ("out", "{tmp}/" + "x" * 300, "File name too long"),
+    ("out", "{tmp}/new/" + "x" * 300, "bytes, more than the"),
 ]
 CLI_ONLY = {"init_params", "out"}
 FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "output_root", "plan",
@@ -85,7 +99,8 @@ def test_the_table_is_big_enough():
 
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory, cifar10_dir):
-    """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file, etc."""
+    """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file,
+    a folder nobody can write into, etc."""
     import mxnet as mx
 
     from lrf.gluon.models import build_model, save_parameters
@@ -103,7 +118,8 @@ def damaged(tmp_path_factory, cifar10_dir):
     (tmp / "not-empty").mkdir()
     (tmp / "not-empty" / "keep.txt").write_text("a previous run")
     save_parameters(build_model("resnet18_v2", 10, (3, 32, 32), mx.cpu()), tmp / "resnet.params")
-    return tmp
+    with read_only_folder(tmp / "read-only"):
+        yield tmp
 
 
 def _value(value, tmp):
@@ -127,6 +143,8 @@ def test_cli_exits_2_naming_option_and_value(tmp_path, capsys, damaged, param, v
         assert message.replace("{tmp}", str(damaged)) in error
     if param != "out":
         assert not out.exists()
+    else:  # nothing made, nothing left in what was there
+        assert not os.path.lexists(out) or out.is_file() or sorted(os.listdir(out)) in ([], ["keep.txt"])
 
 
 @pytest.mark.slow
@@ -143,7 +161,7 @@ def test_flow_fails_first_naming_parameter_and_value(prefect_api, tmp_path, dama
         state.result()
     assert message.replace("{tmp}", str(damaged)) in str(error.value)
     assert param in str(error.value) or param == "data"
-    if param == "output_root":
-        assert Path(root).read_text() == "not a folder"  # untouched
+    if param == "output_root":  # untouched, not made
+        assert not os.path.lexists(root) or Path(root).read_text() == "not a folder"
     else:
         assert not Path(root).exists()  # not even the output root was made
