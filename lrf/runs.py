@@ -36,8 +36,15 @@ class RunFolders:
 
 def check_output_root(root: str | os.PathLike) -> str:
     """``root`` must be a folder, or a path this process can create; raise ValueError otherwise
-    (naming ``output_root`` and the value; see :func:`check_can_create`). Changes nothing."""
+    (naming ``output_root`` and the value; see :func:`check_can_create`), and so must its work
+    cache, ``root/cache``, if it is there already. Changes nothing."""
     check_can_create(root, "output_root")
+    cache = Path(root).expanduser() / CACHE_DIR
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"output_root={str(root)!r} holds a file named {CACHE_DIR!r} where its work cache "
+                         f"goes (a folder)")
+    if cache.is_dir():
+        check_can_create(cache, "output_root")
     return str(root)
 
 

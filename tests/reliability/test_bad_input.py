@@ -71,6 +71,7 @@ BAD = [
     ("spread_threshold", 1.0, "spread_threshold=1.0"),
     ("output_root", "{tmp}/a-file", "output_root="),
     ("output_root", "{tmp}/a-file/runs", "lies below a file"),
+    ("output_root", "{tmp}/cache-is-a-file", "holds a file named 'cache'"),
     ("output_root", "{tmp}/read-only/runs", "is not writable"),
     ("output_root", "{tmp}/" + "x" * 300, "File name too long"),
     ("output_root", "{tmp}/new/" + "x" * 300, "bytes, more than the"),
@@ -115,6 +116,8 @@ def damaged(tmp_path_factory, cifar10_dir):
     (tmp / "noindex" / "train.rec").write_bytes(source[:4096])
     (tmp / "empty" / "cats").mkdir(parents=True)
     (tmp / "a-file").write_text("not a folder")
+    (tmp / "cache-is-a-file").mkdir()
+    (tmp / "cache-is-a-file" / "cache").write_text("not a folder")
     (tmp / "not-empty").mkdir()
     (tmp / "not-empty" / "keep.txt").write_text("a previous run")
     save_parameters(build_model("resnet18_v2", 10, (3, 32, 32), mx.cpu()), tmp / "resnet.params")
@@ -162,6 +165,7 @@ def test_flow_fails_first_naming_parameter_and_value(prefect_api, tmp_path, dama
     assert message.replace("{tmp}", str(damaged)) in str(error.value)
     assert param in str(error.value) or param == "data"
     if param == "output_root":  # untouched, not made
-        assert not os.path.lexists(root) or Path(root).read_text() == "not a folder"
+        assert (not os.path.lexists(root) or os.path.isdir(root) and os.listdir(root) == ["cache"]
+                or Path(root).read_text() == "not a folder")
     else:
         assert not Path(root).exists()  # not even the output root was made
