@@ -56,6 +56,7 @@ def _default_sigterm() -> None:
 # --- a run that starts processes: none of them outlives it -----------------------------
 
 STOP_GRACE_SECONDS = 10.0  # after SIGTERM/SIGINT: then whatever is left is killed, and the process exits
+SPARED_GONE_SECONDS = 3.0  # ... or this long after the spared processes ended
 
 
 @contextlib.contextmanager
@@ -69,9 +70,10 @@ def stop_started_processes(spare: Callable[[list[str]], bool] = lambda argv: Fal
     ``spare(argv)`` keeps for the shutdown itself (a server the orchestrator reports the
     crash to), and again to any started later: the jobs stop while the main thread unwinds
     (SIGTERM raising ``SystemExit(143)``, see :func:`exit_on_sigterm`, Ctrl-C raising
-    KeyboardInterrupt). If the process is still alive ``grace`` seconds after the signal
-    (a thread that waits for ever on work that is gone), every process it started is killed,
-    spared ones included, and it exits with status 128 + the signal.
+    KeyboardInterrupt). If the process is still alive ``grace`` seconds after the signal, or
+    :data:`SPARED_GONE_SECONDS` after the spared processes ended by themselves (a thread that
+    waits for ever on work that is gone, or on a server that is gone), every process it
+    started is killed, spared ones included, and it exits with status 128 + the signal.
 
     On any exit, the processes this block started that are still there when it ends
     are stopped when the interpreter exits, after the exit handlers registered later (a
@@ -131,17 +133,24 @@ class _Watcher:
         return [proc for proc in _descendants() if proc not in self.before]
 
     def stop_jobs(self) -> None:
-        deadline = time.monotonic() + self.grace
+        started = time.monotonic()
+        deadline = started + self.grace
         told: set = set()
+        spared = [proc for proc in self.started() if self.spare(_argv(proc[0]))]
         while time.monotonic() < deadline:
             for proc in self.started():
                 if proc not in told and not self.spare(_argv(proc[0])):
                     _send(proc, signal.SIGTERM)
                     told.add(proc)
+            if spared and not any(map(_alive, spared)):
+                # the spared server is gone (a Ctrl-C reaches it too): whoever still wants to
+                # report to it would only wait on retries, so the end comes sooner
+                deadline = min(deadline, time.monotonic() + SPARED_GONE_SECONDS)
+                spared = []
             time.sleep(0.2)
-        log.warning("still running %.0f s after signal %d: killing what it started and exiting", self.grace,
-                    self.signalled)
-        _end(self.started())
+        log.warning("still running %.0f s after signal %d: killing what it started and exiting",
+                    time.monotonic() - started, self.signalled)
+        _end(self.started(), wait=2.0)
         os._exit(128 + (self.signalled or signal.SIGTERM))
 
     def stop_leftovers(self) -> None:
