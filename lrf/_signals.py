@@ -108,9 +108,16 @@ class _Watcher:
         self.before, self.spare, self.grace = before, spare, grace
         self.signalled: int | None = None
         self.leftovers: set | None = None
+        self.spared: set = set()  # spared processes seen while the block ran (a Ctrl-C may end them first)
+        self.judged: set = set()
 
     def watch(self, read_end: int, previous: int) -> None:
+        import select
+
         while self.signalled is None:
+            if not select.select([read_end], [], [], 1.0)[0]:
+                self.note_spared()
+                continue
             try:
                 data = os.read(read_end, 64)
             except OSError:
@@ -132,11 +139,19 @@ class _Watcher:
     def started(self) -> list[tuple[int, str]]:
         return [proc for proc in _descendants() if proc not in self.before]
 
+    def note_spared(self) -> None:
+        for proc in self.started():
+            if proc not in self.judged:
+                self.judged.add(proc)
+                if self.spare(_argv(proc[0])):
+                    self.spared.add(proc)
+
     def stop_jobs(self) -> None:
         started = time.monotonic()
         deadline = started + self.grace
         told: set = set()
-        spared = [proc for proc in self.started() if self.spare(_argv(proc[0]))]
+        self.note_spared()
+        spared = list(self.spared)
         while time.monotonic() < deadline:
             for proc in self.started():
                 if proc not in told and not self.spare(_argv(proc[0])):

@@ -214,16 +214,16 @@ SCRIPT = """
 import os, signal, subprocess, sys, threading, time
 from lrf._signals import stop_started_processes
 
-stuck = sys.argv[1] == "stuck"
+stuck = sys.argv[1] != "unwinds"
 sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
 deaf = [sys.executable, "-c", "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"]
-with stop_started_processes(spare=lambda argv: "server" in argv, grace=3.0):
+with stop_started_processes(spare=lambda argv: "server" in argv, grace=float(sys.argv[2])):
     server = subprocess.Popen([*sleeper, "server"])  # spared while the run unwinds
     job = subprocess.Popen(deaf if stuck else sleeper)  # a job (with a child of its own when stuck)
     waiter = threading.Thread(target=job.wait)  # a task runner's thread, waiting on its job
     waiter.start()
-    print("running", flush=True)
+    print("running", server.pid, flush=True)
     while True:
         if stuck:
             waiter.join()  # never returns: the job ignores SIGTERM
@@ -231,29 +231,34 @@ with stop_started_processes(spare=lambda argv: "server" in argv, grace=3.0):
 """
 
 
-@pytest.mark.parametrize("case", ["stuck", "unwinds"])
-def test_everything_a_stopped_run_started_ends_with_it(tmp_path, case):
+@pytest.mark.parametrize("case, grace, within", [("unwinds", 3, 5), ("stuck", 3, 8), ("server-gone", 12, 9)])
+def test_everything_a_stopped_run_started_ends_with_it(tmp_path, case, grace, within):
     """``unwinds``: SIGTERM becomes SystemExit, the job is stopped at once, the spared "server"
     when the process exits. ``stuck``: the main thread waits for ever on a job that ignores
-    SIGTERM (and has a child): after the grace period all of it is killed and the process exits."""
+    SIGTERM (and has a child): after the grace period all of it is killed and the process
+    exits. ``server-gone``: stuck too, but the spared server ends right after the signal (as
+    a Ctrl-C to the whole group ends Prefect's): the end comes without the whole grace."""
     marker = f"lrf-stop-test-{uuid.uuid4().hex}"
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, case], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "LRF_STOP_TEST": marker}, start_new_session=True)
-    assert process.stdout.readline().strip() == "running"
-    time.sleep(1.0)  # the stuck job's child is up
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, case, str(grace)], cwd=ROOT, stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "LRF_STOP_TEST": marker}, start_new_session=True)
+    running, server = process.stdout.readline().split()
+    assert running == "running"
+    time.sleep(2.0)  # the watcher has seen the server, the stuck job's child is up
     seen = _descendants(process.pid)
-    assert len(seen) == (3 if case == "stuck" else 2), seen  # server, job (and its child)
+    assert len(seen) == (2 if case == "unwinds" else 3), seen  # server, job (and its child)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
+    if case == "server-gone":
+        _kill(int(server))
     try:
-        status = process.wait(timeout=10)
+        status = process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError("still running 10 s after SIGTERM") from None
+        raise AssertionError("still running 20 s after SIGTERM") from None
     took = time.monotonic() - sent
     left = {pid for pid, start in seen if _start_time(pid) == start and _alive(pid)}
     for pid in left:
         _kill(pid)
     assert not left, [_cmdline(pid) for pid in left]
     assert status == 128 + signal.SIGTERM
-    assert took < (6 if case == "stuck" else 3), took  # grace 3 s (+ 2 s to SIGKILL) when stuck
+    assert took < within, took  # stuck: the grace (+ 2 s from SIGTERM to SIGKILL)
