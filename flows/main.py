@@ -235,8 +235,8 @@ def check_prefect(parser: argparse.ArgumentParser) -> None:
         if problem is not None:
             reason = " ".join(f"{type(problem).__name__}: {problem}".split())
             parser.exit(2, f"{parser.prog}: error: PREFECT_API_URL={settings.api.url}: no Prefect API answers there "
-                           f"({reason[:200]}); start that server, correct PREFECT_API_URL, or unset it to run on a "
-                           f"temporary local server\n")
+                           f"(its health check: {reason[:200]}); start that server, correct PREFECT_API_URL, or unset "
+                           f"it to run on a temporary local server\n")
         return
     home = Path(settings.home).expanduser()
     try:

@@ -2,7 +2,9 @@
 
 Writes ``sweep.csv``, ``sweep.png`` and ``summary.json`` (last, so a folder with a
 summary is complete) into the output folder and prints the suggestion. Usage
-errors exit with status 2 and name the option.
+errors exit with status 2 and name the option. The output folder is claimed
+before the sweep (:func:`lrf.runs.claim_output`): a run that could not write its
+results, or whose folder another run has, does no work.
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         code = _sweep_and_write(parser, args, config, setup, out)
     except BaseException:  # an error, a usage error found late, Ctrl-C, SIGTERM: leave nothing behind
-        claim.release(written=OUTPUTS)
+        if (out / OUTPUTS[-1]).is_file():  # ... unless the results are whole (a print failed after)
+            claim.complete()
+        else:
+            claim.release(written=OUTPUTS)
         raise
     claim.complete()
     return code

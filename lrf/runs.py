@@ -10,6 +10,11 @@ work done again). A run that was killed and started again with the same
 parameters finds its finished work there instead of redoing it. Deleting
 ``cache/`` at any time only costs recomputation. Run folders get copies, never
 links, of cached files: what a user does to a run folder stays there.
+
+Where results go is checked before any work (:func:`check_can_create`: not a file,
+not below one, names the file system takes, a location that can be written), and
+an output folder a user names (``lrf find --out``) is claimed atomically
+(:func:`claim_output`), so two runs never write into one folder.
 """
 
 from __future__ import annotations
