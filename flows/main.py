@@ -8,22 +8,34 @@ it. Everything is checked before Prefect starts: a bad value exits with status 2
 a message naming the option and the value.
 
 No server to start: with no ``PREFECT_API_URL`` set, Prefect starts a temporary
-local one for the run. Its start-up takes 10-20 s on 2 cores, close to Prefect's
+local one for the run. Its start-up takes 10-25 s on 2 cores, past Prefect's
 default 20 s limit, hence the longer limit set here (and analytics off, which
-also avoids a harmless "database is locked" error on a fresh database).
+also avoids a harmless "database is locked" error on a fresh database). Prefect
+too is checked first: a ``PREFECT_API_URL`` nobody answers at, or a
+``PREFECT_HOME`` the temporary server cannot write its database into, exits 2 with
+one line naming it.
+
+SIGTERM and Ctrl-C stop the run within seconds and leave no process behind: the
+jobs are stopped at once, the flow unwinds and is recorded as crashed, the
+temporary server is stopped (:func:`lrf._signals.stop_started_processes`); the
+exit status is 128 + the signal. Finished work is in the cache: the same command
+again goes on from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import os
 import re
+import signal
 import sys
 import tomllib
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -143,15 +155,27 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for name, value in DEFAULTS.items():  # before anything imports prefect, which reads them once
-        os.environ.setdefault(name, value)
+    from lrf._signals import exit_on_sigterm, stop_started_processes
+
+    exit_on_sigterm()  # from the start: a SIGTERM unwinds (temporary files, the temporary server)
+    # Prefect warns on import when PREFECT_HOME cannot be made; check_prefect says it in one line
+    warnings.filterwarnings("ignore", "Failed to create the Prefect home directory", UserWarning)
     parser = build_parser()
     params = parameters(parser, argv)
     validate(parser, params)
+    with prefect_defaults():
+        check_prefect(parser)
+        from flows.lr_finder import lr_finder
 
-    from flows.lr_finder import lr_finder
-
-    summary = lr_finder(**params)
+        try:
+            with stop_started_processes(spare=is_temporary_server):
+                summary = lr_finder(**params)
+        except KeyboardInterrupt:
+            return _stopped(parser, signal.SIGINT, params)
+        except SystemExit as exit_:
+            if exit_.code != TERMINATED:
+                raise
+            return _stopped(parser, signal.SIGTERM, params)
     print(f"run folder: {summary['run_dir']}")
     recommended = summary["recommended_lr"]
     print("recommended learning rate: " + (f"{recommended:.4g}" if recommended is not None else "none"))
@@ -164,6 +188,80 @@ def main(argv: list[str] | None = None) -> int:
     for name, file in summary["files"].items():
         print(f"  {name}: {summary['run_dir']}/{file}")
     return 0
+
+
+TERMINATED = 128 + signal.SIGTERM  # the exit status of a run stopped by SIGTERM (see lrf._signals)
+
+
+def _stopped(parser: argparse.ArgumentParser, how: int, params: dict) -> int:
+    """One line for a run stopped by a signal; its exit status 128 + the signal."""
+    cache = Path(params["output_root"]).expanduser() / "cache"
+    print(f"{parser.prog}: stopped by {signal.Signals(how).name}; finished work is kept in {cache}: "
+          f"the same command again goes on from there", file=sys.stderr)
+    return 128 + how
+
+
+def is_temporary_server(argv: list[str]) -> bool:
+    """The temporary Prefect server (uvicorn) that Prefect starts for a run without
+    PREFECT_API_URL: kept while the flow records how it ended, stopped by Prefect on exit."""
+    return "prefect.server.api.server:create_app" in argv
+
+
+@contextlib.contextmanager
+def prefect_defaults():
+    """:data:`DEFAULTS` for the settings the environment does not set. As settings, not as
+    environment variables: Prefect reads its environment once, when it is imported (which
+    building the parser already did)."""
+    import prefect.settings
+    from prefect.settings import temporary_settings
+
+    updates = {getattr(prefect.settings, name): value for name, value in DEFAULTS.items() if name not in os.environ}
+    with temporary_settings(updates=updates):
+        yield
+
+
+API_CHECK_SECONDS = 10  # a live API answers its health check in milliseconds
+
+
+def check_prefect(parser: argparse.ArgumentParser) -> None:
+    """What Prefect needs, checked before the flow starts; exit 2 with one line naming the
+    setting and its value: the API that ``PREFECT_API_URL`` names must answer; without it,
+    the temporary server's home (``PREFECT_HOME``, its database) must be writable."""
+    from prefect.settings import get_current_settings
+
+    from lrf.runs import check_can_create
+
+    settings = get_current_settings()
+    if settings.api.url:
+        from prefect.client.orchestration import get_client
+
+        problem = get_client(sync_client=True, httpx_settings={"timeout": API_CHECK_SECONDS}).api_healthcheck()
+        if problem is not None:
+            reason = " ".join(f"{type(problem).__name__}: {problem}".split())
+            parser.exit(2, f"{parser.prog}: error: PREFECT_API_URL={settings.api.url}: no Prefect API answers there "
+                           f"(its health check: {reason[:200]}); start that server, correct PREFECT_API_URL, or unset "
+                           f"it to run on a temporary local server\n")
+        return
+    home = Path(settings.home).expanduser()
+    try:
+        check_can_create(home, "PREFECT_HOME")
+        database = _sqlite_file(settings.server.database.connection_url)
+        if database is not None and database.exists():
+            os.close(os.open(database, os.O_RDWR))  # opened, not os.access(): root passes that on anything
+    except OSError as error:
+        parser.exit(2, f"{parser.prog}: error: PREFECT_HOME={str(home)!r}: the temporary Prefect server cannot "
+                       f"keep its database there ({error.strerror}): point PREFECT_HOME to a writable folder\n")
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}; the temporary Prefect server keeps its database in "
+                       f"PREFECT_HOME: point it to a writable folder\n")
+
+
+def _sqlite_file(url) -> Path | None:
+    """The file of a SQLite database URL (``sqlite+aiosqlite:///PATH``), else None."""
+    text = url.get_secret_value() if hasattr(url, "get_secret_value") else url
+    if not text or not text.startswith("sqlite") or ":///" not in text or ":memory:" in text:
+        return None
+    return Path(text.split(":///", 1)[1].split("?", 1)[0])
 
 
 if __name__ == "__main__":

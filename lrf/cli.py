@@ -2,7 +2,9 @@
 
 Writes ``sweep.csv``, ``sweep.png`` and ``summary.json`` (last, so a folder with a
 summary is complete) into the output folder and prints the suggestion. Usage
-errors exit with status 2 and name the option.
+errors exit with status 2 and name the option. The output folder is claimed
+before the sweep (:func:`lrf.runs.claim_output`): a run that could not write its
+results, or whose folder another run has, does no work.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Sequence
 from lrf import _io
 from lrf.config import CRITERION_NAMES, DATA_FORMS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
 from lrf.rules import cyclical_range, suggest
-from lrf.runs import DEFAULT_OUTPUT_ROOT
+from lrf.runs import DEFAULT_OUTPUT_ROOT, check_can_create, claim_output
 
 SUMMARY_FORMAT = "lrf-find-summary"
 
@@ -91,6 +93,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     config, setup, out = _validated(parser, args)
+    try:  # the folder is this run's before the sweep: a run that cannot write its results does no work
+        claim = claim_output(out)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog} find: error: argument --out: {error}\n")
+    try:
+        code = _sweep_and_write(parser, args, config, setup, out)
+    except BaseException:  # an error, a usage error found late, Ctrl-C, SIGTERM: leave nothing behind
+        if (out / OUTPUTS[-1]).is_file():  # ... unless the results are whole (a print failed after)
+            claim.complete()
+        else:
+            claim.release(written=OUTPUTS)
+        raise
+    claim.complete()
+    return code
+
+
+OUTPUTS = ("sweep.csv", "sweep.png", "summary.json")  # summary.json last: a folder with it is complete
+
+
+def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path) -> int:
     from lrf.gluon.experiment import open_learner  # MXNet only now that the input is valid
 
     try:
@@ -111,7 +133,6 @@ def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     suggestions = {name: suggest(result, name) for name in RULE_NAMES}
     chosen = suggestions[args.rule]
-    out.mkdir(parents=True, exist_ok=True)
     result.save(out / "sweep.csv")
     from lrf.plot import plot_sweep
 
@@ -166,8 +187,10 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
     except (ValueError, TypeError) as error:
         _usage_error(parser, error)
     out = args.out or Path(DEFAULT_OUTPUT_ROOT) / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        parser.error(f"argument --out: {str(out)!r} exists and is not an empty folder (each run gets its own)")
+    try:  # claimed (created) by run_find once everything else is known to be valid
+        check_can_create(out, "out")
+    except ValueError as error:
+        parser.error(f"argument --out: {error}")
     return config, setup, out
 
 

@@ -137,8 +137,25 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SweepResult":
-        text = Path(path).read_text(encoding="utf-8")
-        return cls.from_json(text) if Path(path).suffix == ".json" else cls.from_csv(text)
+        """Read a file :meth:`save` wrote (JSON if the suffix is ``.json``, else CSV).
+
+        Raises:
+            ValueError: the file is not a whole, well-formed sweep (not text, not JSON, a
+                missing header, cell or column...): one line that names the file and what is
+                wrong in it.
+            OSError: the file cannot be read (missing, a folder, no permission).
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            return cls.from_json(text) if path.suffix == ".json" else cls.from_csv(text)
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not an lrf sweep file: not UTF-8 text ({error.reason} at byte "
+                             f"{error.start})") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not an lrf sweep file: not whole JSON ({error})") from None
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
     # --- helpers ------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -157,6 +174,10 @@ class SweepResult:
             config = SweepConfig.from_dict(meta["config"])
         except TypeError as error:  # unknown or missing settings
             raise ValueError(f"lrf sweep file has an invalid config: {error}") from None
+        reasons = [reason.value for reason in StopReason]
+        if meta["stop_reason"] not in reasons:
+            raise ValueError(f"lrf sweep file has stop_reason={meta['stop_reason']!r}, expected one of "
+                             f"{', '.join(reasons)}")
         return cls(lrs, losses, smoothed, StopReason(meta["stop_reason"]), config)
 
 

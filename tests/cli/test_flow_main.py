@@ -75,3 +75,73 @@ def test_bad_config_files_exit_2_naming_the_problem(tmp_path, capsys, text, mess
         main(["--config", str(config)])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _dead_address() -> str:
+    """An API URL on a local port nobody listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api"
+
+
+def test_a_prefect_api_nobody_answers_at_is_one_line_exit_2(tmp_path, capsys):
+    import time
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    dead = _dead_address()
+    started = time.monotonic()
+    with temporary_settings(updates={PREFECT_API_URL: dead}), pytest.raises(SystemExit) as exit_:
+        main(["--output-root", str(tmp_path / "runs")])
+    assert exit_.value.code == 2 and time.monotonic() - started < 30
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"PREFECT_API_URL={dead}" in lines[0] and "no Prefect API answers" in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_prefect_home_that_cannot_be_written_is_one_line_exit_2(tmp_path, capsys):
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from tests.support.read_only import read_only_folder
+
+    with read_only_folder(tmp_path / "read-only") as home:
+        with temporary_settings(updates={PREFECT_HOME: str(home)}, restore_defaults={PREFECT_API_URL}):
+            with pytest.raises(SystemExit) as exit_:
+                main(["--output-root", str(tmp_path / "runs")])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"PREFECT_HOME={str(home)!r}" in lines[0] and "not writable" in lines[0], lines
+
+
+def test_lrf_flow_with_prefect_home_below_a_file_says_so_in_one_line(tmp_path):
+    """As a user meets it: Prefect itself warns when it is imported; lrf-flow says it once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "a-file").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "a-file" / "prefect")
+    done = subprocess.run([sys.executable, "-m", "flows.main", "--output-root", str(tmp_path / "runs")],
+                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PREFECT_HOME=" in lines[0] and "lies below a file" in lines[0], lines
+
+
+def test_the_temporary_server_gets_its_longer_start_up_limit_though_prefect_is_imported(monkeypatch):
+    """Prefect reads its environment when imported: defaults set as variables afterwards were ignored."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    from flows.main import DEFAULTS, prefect_defaults
+
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    with prefect_defaults():
+        assert PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() == int(
+            DEFAULTS["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) > 20
+        assert PREFECT_SERVER_ANALYTICS_ENABLED.value() is False

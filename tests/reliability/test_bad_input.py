@@ -6,11 +6,13 @@ and no run folder is left under the output root (but for AFTER_RUN_FOLDER)."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from lrf.cli import main as cli_main
+from tests.support.read_only import read_only_folder
 
 
 # (parameter, bad value, text the error must contain); "{tmp}" is replaced by a folder with damaged data
@@ -30,6 +32,8 @@ BAD = [
     ("device", "gpu:0,gpu:0", "device='gpu:0,gpu:0'"),
     ("device", "cpu,gpu:1", "device='cpu,gpu:1'"),
     ("device", "gpu:0,gpu:1", "device='gpu:0,gpu:1' asks for GPU 0"),
+    ("device", "cpu:99999999999", "device='cpu:99999999999'"),
+    ("device", "cpu:1", "device='cpu:1'"),
     ("batch_size", 0, "batch_size=0"),
     ("batch_size", -8, "batch_size=-8"),
     ("batch_size", 5000, "batch_size=5000"),
@@ -72,11 +76,22 @@ BAD = [
     ("recompute", "yes", "recompute='yes'"),
     ("spread_threshold", 1.0, "spread_threshold=1.0"),
     ("output_root", "{tmp}/a-file", "output_root="),
+    ("output_root", "{tmp}/a-file/runs", "lies below a file"),
+    ("output_root", "{tmp}/cache-is-a-file", "holds a file named 'cache'"),
+    ("output_root", "{tmp}/read-only/runs", "is not writable"),
+    ("output_root", "{tmp}/" + "x" * 300, "File name too long"),
+    ("output_root", "{tmp}/new/" + "x" * 300, "bytes, more than the"),
     ("init_params", "{tmp}/missing.params", "it does not exist"),
     ("init_params", "{tmp}/empty", "it is a folder"),
     ("init_params", "{tmp}/a-file", "to be an MXNet parameter file"),
     ("init_params", "{tmp}/resnet.params", "does not fit"),
     ("out", "{tmp}/not-empty", "exists and is not an empty folder"),
+    ("out", "{tmp}/a-file", "is a file"),
+    ("out", "{tmp}/a-file/run", "lies below a file"),
+    ("out", "{tmp}/read-only", "is not writable"),
+    ("out", "{tmp}/read-only/run", "is not writable"),
+    ("out", "{tmp}/" + "x" * 300, "File name too long"),
+    ("out", "{tmp}/new/" + "x" * 300, "bytes, more than the"),
 ]
 CLI_ONLY = {"out"}
 FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "cluster", "output_root",
@@ -96,7 +111,8 @@ def test_the_table_is_big_enough():
 
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory, cifar10_dir):
-    """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file, etc."""
+    """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file,
+    a folder nobody can write into, etc."""
     import mxnet as mx
 
     from lrf.gluon.models import build_model, save_parameters
@@ -111,10 +127,13 @@ def damaged(tmp_path_factory, cifar10_dir):
     (tmp / "noindex" / "train.rec").write_bytes(source[:4096])
     (tmp / "empty" / "cats").mkdir(parents=True)
     (tmp / "a-file").write_text("not a folder")
+    (tmp / "cache-is-a-file").mkdir()
+    (tmp / "cache-is-a-file" / "cache").write_text("not a folder")
     (tmp / "not-empty").mkdir()
     (tmp / "not-empty" / "keep.txt").write_text("a previous run")
     save_parameters(build_model("resnet18_v2", 10, (3, 32, 32), mx.cpu()), tmp / "resnet.params")
-    return tmp
+    with read_only_folder(tmp / "read-only"):
+        yield tmp
 
 
 def _value(value, tmp):
@@ -138,6 +157,8 @@ def test_cli_exits_2_naming_option_and_value(tmp_path, capsys, damaged, param, v
         assert message.replace("{tmp}", str(damaged)) in error
     if param != "out":
         assert not out.exists()
+    else:  # nothing made, nothing left in what was there
+        assert not os.path.lexists(out) or out.is_file() or sorted(os.listdir(out)) in ([], ["keep.txt"])
 
 
 @pytest.mark.slow
@@ -154,8 +175,9 @@ def test_flow_fails_first_naming_parameter_and_value(prefect_api, tmp_path, dama
         state.result()
     assert message.replace("{tmp}", str(damaged)) in str(error.value)
     assert param in str(error.value) or param == "data"
-    if param == "output_root":
-        assert Path(root).read_text() == "not a folder"  # untouched
+    if param == "output_root":  # untouched, not made
+        assert (not os.path.lexists(root) or os.path.isdir(root) and os.listdir(root) == ["cache"]
+                or Path(root).read_text() == "not a folder")
     elif (param, message) in AFTER_RUN_FOLDER:
         assert len(list(Path(root).glob("run-*"))) == 1 and not list(Path(root).glob("run-*/*"))  # left empty
     else:

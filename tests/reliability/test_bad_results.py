@@ -116,3 +116,31 @@ def test_a_last_k_beyond_the_iterations_is_the_mean_of_them_all_and_says_so():
     plan = CandidatePlan(iterations=7)
     assert plan.last_k == 7 and CandidatePlan(iterations=30, last_k=5).last_k == 5
     assert not math.isnan(CandidatePlan().last_k)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing-cell.csv", SWEEP.to_csv().replace("0,1e-06,2.3,2.3\n", "0,1e-06,,2.3\n"), "line 3 column loss is ''"),
+    ("short-row.csv", SWEEP.to_csv().replace("0,1e-06,2.3,2.3\n", "0,1e-06\n"), "line 3 has 2 cells"),
+    ("no-header.csv", SWEEP.to_csv().split("\n", 1)[1], "not an lrf sweep CSV"),
+    ("no-columns.csv", SWEEP.to_csv().split("\n", 1)[0] + "\n", "must have the columns"),
+    ("empty.csv", "", "not an lrf sweep CSV"),
+    ("binary.csv", b"\xff\xfe\x00\x01garbage", "not UTF-8 text"),
+    ("truncated.json", SWEEP.to_json()[:60], "not whole JSON"),
+    ("binary.json", b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
+    ("list.json", "[1, 2]", "not an lrf sweep JSON"),
+    ("bad-reason.csv", SWEEP.to_csv().replace('"stop_reason": "max_iter"', '"stop_reason": "gave up"'),
+     "stop_reason='gave up', expected one of"),
+])
+def test_a_damaged_sweep_file_is_one_value_error_naming_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError) as error:
+        SweepResult.load(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text, text
+    assert type(error.value) is ValueError  # not a JSONDecodeError/UnicodeDecodeError to dig out of
+
+
+def test_a_sweep_file_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.csv"):
+        SweepResult.load(tmp_path / "nothing.csv")

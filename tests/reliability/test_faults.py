@@ -119,3 +119,53 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
     assert len([n for n in after if n.startswith("candidate-")]) == 3
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["final_losses"]) == 3
+
+
+FIND = ["-m", "lrf.cli", "find", "--workers", "0", "--max-iter", "400", "--lr-multiplier", "1.02"]
+
+
+def _find(out: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as err:
+        return subprocess.Popen([sys.executable, *FIND, "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=err, text=True)
+
+
+def _refused_naming_out(log: Path, out: Path) -> None:
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert len(lines) == 1 and "argument --out" in lines[0] and str(out) in lines[0], lines
+    assert "lr sweep" not in lines[0]  # refused before its sweep
+
+
+def _complete(out: Path) -> None:
+    assert sorted(os.listdir(out)) == ["summary.json", "sweep.csv", "sweep.png"]  # one run's, whole
+    assert json.loads((out / "summary.json").read_text())["iterations"] > 0
+
+
+def test_a_second_lrf_find_into_a_folder_being_written_is_refused_before_its_sweep(tmp_path, capsys):
+    from lrf.cli import main as cli_main
+
+    out = tmp_path / "result"
+    first = _find(out, tmp_path / "first.err")
+    deadline = time.monotonic() + 300
+    while "lr sweep" not in (tmp_path / "first.err").read_text():  # sweeping: the folder is taken
+        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()
+        time.sleep(0.1)
+    second = _find(out, tmp_path / "second.err")
+    assert second.wait(timeout=120) == 2
+    _refused_naming_out(tmp_path / "second.err", out)
+    assert first.poll() is None, "the first run was meant to be still sweeping; make its sweep longer"
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.err").read_text()[-2000:]
+    _complete(out)
+    with pytest.raises(SystemExit) as exit_:  # and a finished folder is nobody else's either
+        cli_main(["find", "--out", str(out), "--no-progress"])
+    assert exit_.value.code == 2 and "exists and is not an empty folder" in capsys.readouterr().err
+    _complete(out)
+
+
+def test_two_lrf_find_started_at_once_into_one_out_one_is_refused(tmp_path):
+    out = tmp_path / "new" / "result"
+    runs = [_find(out, tmp_path / f"{i}.err") for i in range(2)]
+    statuses = [run.wait(timeout=300) for run in runs]
+    assert sorted(statuses) == [0, 2], [(tmp_path / f"{i}.err").read_text()[-2000:] for i in range(2)]
+    _refused_naming_out(tmp_path / f"{statuses.index(2)}.err", out)
+    _complete(out)
