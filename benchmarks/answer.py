@@ -147,11 +147,14 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
         log(f"{case['label']} seed {seed}: {what}")
         return lr_finder(**base, **params)
 
+    # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
     runs = {"reference": flow("reference plan", plan="reference")}
+    runs["refine"] = flow("refine plan", plan="refine")
     pick = runs["reference"]["rule_pick"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])
-    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(grid))
-    runs["refine"] = flow("refine plan", plan="refine")
+    # the rates nearest the pick train first (the summary sorts them again)
+    order = sorted(grid, key=lambda lr: (abs(math.log(lr / pick)), lr)) if case["anchored"] else grid
+    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(order))
     sweep = SweepResult.load(Path(runs["reference"]["run_dir"]) / runs["reference"]["files"]["sweep_csv"])
     # "where the loss starts to fall" and "where it turns", as lrf.rules reads them (private helpers:
     # measured here, not offered by the library)
