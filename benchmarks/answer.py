@@ -147,11 +147,14 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
         log(f"{case['label']} seed {seed}: {what}")
         return lr_finder(**base, **params)
 
+    # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
     runs = {"reference": flow("reference plan", plan="reference")}
+    runs["refine"] = flow("refine plan", plan="refine")
     pick = runs["reference"]["rule_pick"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])
-    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(grid))
-    runs["refine"] = flow("refine plan", plan="refine")
+    # the rates nearest the pick train first (the summary sorts them again)
+    order = sorted(grid, key=lambda lr: (abs(math.log(lr / pick)), lr)) if case["anchored"] else grid
+    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(order))
     sweep = SweepResult.load(Path(runs["reference"]["run_dir"]) / runs["reference"]["files"]["sweep_csv"])
     # "where the loss starts to fall" and "where it turns", as lrf.rules reads them (private helpers:
     # measured here, not offered by the library)
@@ -291,6 +294,15 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
                                      [v["compute"] for v in vs], le=GOAL_COMPUTE if judged else None,
                                      goal="≤ 1/3" if judged else None, note=note))
 
+    near = [pair for s in seeds for pair in _near_pairs(s, data["iterations"])]
+    if near:
+        worst = max(near, key=lambda p: p[2])
+        report.figures.append(figure(
+            f"{label}: held-out loss ratio (larger ÷ smaller) between two full trainings less than {NEAR - 1:.0%} "
+            f"apart in rate, over {len(near)} such pairs", [p[2] for p in near],
+            note=f"informational, the measure's resolution; largest: {worst[0]:.4g} against {worst[1]:.4g}, "
+                 f"seed {worst[3]}"))
+
     rows = []
     for key, name in present:
         for measure, how in MEASURES if key != "pick" else MEASURES[:1]:
@@ -352,6 +364,20 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
         ))
 
 
+NEAR = 1.1  # rates closer than this factor: "the same rate" for a held-out measure's noise
+
+
+def _near_pairs(seed: dict, iterations: int) -> list[tuple[float, float, float, int]]:
+    """Pairs of full-budget trainings of one seed at rates less than NEAR apart (grid rows and every
+    plan's finalists): (rate, rate, larger held-out loss / smaller, seed)."""
+    rows = {r["lr"]: r for r in seed["grid"]}
+    for v in seed["variants"].values():
+        rows.update((r["lr"], r) for r in v.get("candidates", []) if r["iterations"] == iterations)
+    done = sorted((lr, r["holdout_loss"]) for lr, r in rows.items() if math.isfinite(r["holdout_loss"]))
+    return [(a, b, max(la, lb) / min(la, lb), seed["seed"]) for i, (a, la) in enumerate(done)
+            for b, lb in done[i + 1:] if b / a < NEAR]
+
+
 def _same_lr(a, b) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
 
@@ -397,6 +423,8 @@ def rebuild(out: Path) -> None:
     report = build_report(old["quick"], _floats(old["raw"]))
     for key in ("seconds", "date", "command", "machine", "load"):
         setattr(report, key, old[key])
+    report.notes.append("This summary was rebuilt from the run's raw results (`python -m benchmarks.answer "
+                        "--rebuild`): same trainings, same numbers.")
     write_report(report, out)
     print(report.markdown(level=2))
 
