@@ -207,6 +207,8 @@ def run(quick: bool) -> Report:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     raw: dict[str, dict] = {}
     work = os.environ.get("LRF_BENCH_ANSWER_WORK")
+    # what chose the cases: kept with each case, so a merged report says how each part was run
+    environment = {k: v for k, v in sorted(os.environ.items()) if k.startswith("LRF_BENCH_ANSWER_")}
     with tempfile.TemporaryDirectory(prefix="lrf-bench-answer-") as tmp:
         folder = Path(work) if work else Path(tmp)
         log("starting the Prefect test harness (temporary API server)")
@@ -215,7 +217,7 @@ def run(quick: bool) -> Report:
             for case in cases(quick, folder):
                 seeds = [one_seed(case, seed, folder / case["key"] / f"seed-{seed}") for seed in case["seeds"]]
                 raw[case["label"]] = {"seeds": seeds, "grid": case["grid"], "anchored": case["anchored"],
-                                      "iterations": case["iterations"]}
+                                      "iterations": case["iterations"], "environment": environment}
     return build_report(quick, raw)
 
 
@@ -253,6 +255,13 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         report.raw[label] = data
         _report_case(report, label, data, quick, tally)
     _recommend(report, raw, tally)
+    for label, data in raw.items():
+        if "run" in data:  # a merged report: say how each case was measured
+            run, env = data["run"], " ".join(f"{k}={v}" for k, v in data.get("environment", {}).items())
+            report.notes.append(
+                f"{label}: run {run['date']}, took {run['seconds']:.0f} s, lrf at {run['machine'].get('commit', '?')}, "
+                f"load average {run['load'].get('start', '?')} → {run['load'].get('end', '?')}; "
+                f"`{(env + ' ') if env else ''}{run['command']}`.")
     report.notes += [
         "Accuracy deciding is computed from the same rows: the highest held-out accuracy among the candidates the "
         "recommendation chooses from (the refine plan's last rung), the lower rate among equals. For the refine "
@@ -412,19 +421,39 @@ def _median_ratio(raw: dict, key: str, measure: str) -> float:
     return statistics.median(values) if values else math.inf
 
 
-def rebuild(out: Path) -> None:
-    """Rewrite answer.json/.md from the raw results already in them (no training)."""
+RUN_FIELDS = ("seconds", "date", "command", "machine", "load")
+
+
+def rebuild(out: Path, merge: tuple[Path, ...] = ()) -> None:
+    """Rewrite answer.json/.md in ``out`` from the raw results already in it (no training).
+
+    ``merge``: other answer.json files (runs of other cases, e.g. with
+    ``LRF_BENCH_ANSWER_CASES=cifar10``); their cases join the report, a case of the same
+    name replacing the old one. Each case keeps the date, duration, command and commit of
+    the run that measured it (``raw[case]["run"]``); the report's header is the latest run's,
+    its duration the sum.
+    """
     import json
 
     from benchmarks._common import write_report
     from benchmarks.regret import _floats
 
-    old = json.loads((out / f"{NAME}.json").read_text(encoding="utf-8"))
-    report = build_report(old["quick"], _floats(old["raw"]))
-    for key in ("seconds", "date", "command", "machine", "load"):
-        setattr(report, key, old[key])
-    report.notes.append("This summary was rebuilt from the run's raw results (`python -m benchmarks.answer "
-                        "--rebuild`): same trainings, same numbers.")
+    files = [out / f"{NAME}.json", *merge]
+    runs = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    raw: dict = {}
+    for old in runs:
+        for label, data in _floats(old["raw"]).items():
+            if "seeds" in data:
+                data.setdefault("run", {k: old[k] for k in RUN_FIELDS})
+                raw[label] = data
+    report = build_report(runs[0]["quick"], raw)
+    cases = [d["run"] for d in raw.values()]
+    latest = max(cases, key=lambda r: r["date"])
+    for key in ("date", "command", "machine", "load"):
+        setattr(report, key, latest[key])
+    report.seconds = sum(dict((r["date"], r["seconds"]) for r in cases).values())  # each run once
+    report.notes.append("This summary was rebuilt from the runs' raw results (`python -m benchmarks.answer "
+                        "--rebuild" + (" --merge FILE" if merge else "") + "`): same trainings, same numbers.")
     write_report(report, out)
     print(report.markdown(level=2))
 
@@ -435,6 +464,7 @@ if __name__ == "__main__":
     if "--rebuild" in sys.argv:
         from benchmarks._common import QUICK_RESULTS, RESULTS
 
-        rebuild(QUICK_RESULTS if "--quick" in sys.argv else RESULTS)
+        merged = tuple(Path(sys.argv[i + 1]) for i, arg in enumerate(sys.argv[:-1]) if arg == "--merge")
+        rebuild(QUICK_RESULTS if "--quick" in sys.argv else RESULTS, merged)
     else:
         module_main(NAME, run)
