@@ -147,11 +147,14 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
         log(f"{case['label']} seed {seed}: {what}")
         return lr_finder(**base, **params)
 
+    # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
     runs = {"reference": flow("reference plan", plan="reference")}
+    runs["refine"] = flow("refine plan", plan="refine")
     pick = runs["reference"]["rule_pick"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])
-    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(grid))
-    runs["refine"] = flow("refine plan", plan="refine")
+    # the rates nearest the pick train first (the summary sorts them again)
+    order = sorted(grid, key=lambda lr: (abs(math.log(lr / pick)), lr)) if case["anchored"] else grid
+    runs["grid"] = flow(f"grid of {len(grid)} rates", candidate_rates=tuple(order))
     sweep = SweepResult.load(Path(runs["reference"]["run_dir"]) / runs["reference"]["files"]["sweep_csv"])
     # "where the loss starts to fall" and "where it turns", as lrf.rules reads them (private helpers:
     # measured here, not offered by the library)
@@ -204,6 +207,8 @@ def run(quick: bool) -> Report:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     raw: dict[str, dict] = {}
     work = os.environ.get("LRF_BENCH_ANSWER_WORK")
+    # what chose the cases: kept with each case, so a merged report says how each part was run
+    environment = {k: v for k, v in sorted(os.environ.items()) if k.startswith("LRF_BENCH_ANSWER_")}
     with tempfile.TemporaryDirectory(prefix="lrf-bench-answer-") as tmp:
         folder = Path(work) if work else Path(tmp)
         log("starting the Prefect test harness (temporary API server)")
@@ -212,7 +217,7 @@ def run(quick: bool) -> Report:
             for case in cases(quick, folder):
                 seeds = [one_seed(case, seed, folder / case["key"] / f"seed-{seed}") for seed in case["seeds"]]
                 raw[case["label"]] = {"seeds": seeds, "grid": case["grid"], "anchored": case["anchored"],
-                                      "iterations": case["iterations"]}
+                                      "iterations": case["iterations"], "environment": environment}
     return build_report(quick, raw)
 
 
@@ -250,6 +255,13 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         report.raw[label] = data
         _report_case(report, label, data, quick, tally)
     _recommend(report, raw, tally)
+    for label, data in raw.items():
+        if "run" in data:  # a merged report: say how each case was measured
+            run, env = data["run"], " ".join(f"{k}={v}" for k, v in data.get("environment", {}).items())
+            report.notes.append(
+                f"{label}: run {run['date']}, took {run['seconds']:.0f} s, lrf at {run['machine'].get('commit', '?')}, "
+                f"load average {run['load'].get('start', '?')} → {run['load'].get('end', '?')}; "
+                f"`{(env + ' ') if env else ''}{run['command']}`.")
     report.notes += [
         "Accuracy deciding is computed from the same rows: the highest held-out accuracy among the candidates the "
         "recommendation chooses from (the refine plan's last rung), the lower rate among equals. For the refine "
@@ -290,6 +302,15 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
         report.figures.append(figure(f"{label}: {name}{default}, compute ÷ grid compute",
                                      [v["compute"] for v in vs], le=GOAL_COMPUTE if judged else None,
                                      goal="≤ 1/3" if judged else None, note=note))
+
+    near = [pair for s in seeds for pair in _near_pairs(s, data["iterations"])]
+    if near:
+        worst = max(near, key=lambda p: p[2])
+        report.figures.append(figure(
+            f"{label}: held-out loss ratio (larger ÷ smaller) between two full trainings less than {NEAR - 1:.0%} "
+            f"apart in rate, over {len(near)} such pairs", [p[2] for p in near],
+            note=f"informational, the measure's resolution; largest: {worst[0]:.4g} against {worst[1]:.4g}, "
+                 f"seed {worst[3]}"))
 
     rows = []
     for key, name in present:
@@ -352,6 +373,20 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
         ))
 
 
+NEAR = 1.1  # rates closer than this factor: "the same rate" for a held-out measure's noise
+
+
+def _near_pairs(seed: dict, iterations: int) -> list[tuple[float, float, float, int]]:
+    """Pairs of full-budget trainings of one seed at rates less than NEAR apart (grid rows and every
+    plan's finalists): (rate, rate, larger held-out loss / smaller, seed)."""
+    rows = {r["lr"]: r for r in seed["grid"]}
+    for v in seed["variants"].values():
+        rows.update((r["lr"], r) for r in v.get("candidates", []) if r["iterations"] == iterations)
+    done = sorted((lr, r["holdout_loss"]) for lr, r in rows.items() if math.isfinite(r["holdout_loss"]))
+    return [(a, b, max(la, lb) / min(la, lb), seed["seed"]) for i, (a, la) in enumerate(done)
+            for b, lb in done[i + 1:] if b / a < NEAR]
+
+
 def _same_lr(a, b) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
 
@@ -386,17 +421,39 @@ def _median_ratio(raw: dict, key: str, measure: str) -> float:
     return statistics.median(values) if values else math.inf
 
 
-def rebuild(out: Path) -> None:
-    """Rewrite answer.json/.md from the raw results already in them (no training)."""
+RUN_FIELDS = ("seconds", "date", "command", "machine", "load")
+
+
+def rebuild(out: Path, merge: tuple[Path, ...] = ()) -> None:
+    """Rewrite answer.json/.md in ``out`` from the raw results already in it (no training).
+
+    ``merge``: other answer.json files (runs of other cases, e.g. with
+    ``LRF_BENCH_ANSWER_CASES=cifar10``); their cases join the report, a case of the same
+    name replacing the old one. Each case keeps the date, duration, command and commit of
+    the run that measured it (``raw[case]["run"]``); the report's header is the latest run's,
+    its duration the sum.
+    """
     import json
 
     from benchmarks._common import write_report
     from benchmarks.regret import _floats
 
-    old = json.loads((out / f"{NAME}.json").read_text(encoding="utf-8"))
-    report = build_report(old["quick"], _floats(old["raw"]))
-    for key in ("seconds", "date", "command", "machine", "load"):
-        setattr(report, key, old[key])
+    files = [out / f"{NAME}.json", *merge]
+    runs = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    raw: dict = {}
+    for old in runs:
+        for label, data in _floats(old["raw"]).items():
+            if "seeds" in data:
+                data.setdefault("run", {k: old[k] for k in RUN_FIELDS})
+                raw[label] = data
+    report = build_report(runs[0]["quick"], raw)
+    cases = [d["run"] for d in raw.values()]
+    latest = max(cases, key=lambda r: r["date"])
+    for key in ("date", "command", "machine", "load"):
+        setattr(report, key, latest[key])
+    report.seconds = sum(dict((r["date"], r["seconds"]) for r in cases).values())  # each run once
+    report.notes.append("This summary was rebuilt from the runs' raw results (`python -m benchmarks.answer "
+                        "--rebuild" + (" --merge FILE" if merge else "") + "`): same trainings, same numbers.")
     write_report(report, out)
     print(report.markdown(level=2))
 
@@ -407,6 +464,7 @@ if __name__ == "__main__":
     if "--rebuild" in sys.argv:
         from benchmarks._common import QUICK_RESULTS, RESULTS
 
-        rebuild(QUICK_RESULTS if "--quick" in sys.argv else RESULTS)
+        merged = tuple(Path(sys.argv[i + 1]) for i, arg in enumerate(sys.argv[:-1]) if arg == "--merge")
+        rebuild(QUICK_RESULTS if "--quick" in sys.argv else RESULTS, merged)
     else:
         module_main(NAME, run)
