@@ -211,7 +211,8 @@ def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, 
     except JobFailed as error:
         raise RuntimeError(f"lrf job {job!r} failed: {error}") from None
     except Exception as error:  # raised by the job on its worker: its message names what went wrong
-        raise RuntimeError(f"lrf job {job!r} failed on its worker: {type(error).__name__}: {error}") from error
+        kind = "" if type(error).__name__ == "DataError" else f"{type(error).__name__}: "  # bad data says it all
+        raise RuntimeError(f"lrf job {job!r} failed on its worker: {kind}{error}") from error
     heard.rest(value["said"])
     keep(value)
     try:

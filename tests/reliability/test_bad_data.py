@@ -169,6 +169,6 @@ def test_the_flow_fails_the_first_task_that_can_see_it(prefect_api, tmp_path, na
     if task == "prepare-dataset":
         assert not root.exists()  # refused before any folder was made
     else:
-        assert text.startswith(f"lrf job {task!r} failed in its process (exit status 1): data=")
-        assert len(text.splitlines()) == 1  # the data error, not the child's traceback
+        assert text.startswith(f"lrf job {task!r} failed on its worker: data=")
+        assert len(text.splitlines()) == 1  # the data error, not the worker's traceback
         assert not list(root.glob("run-*/summary.json"))
