@@ -309,6 +309,12 @@ def _load_folder(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
     return dataset.transform(_resized_normalised_sample), info
 
 
+# RecordIO reads of this process, one at a time: a loader on a Dask worker runs its workers as
+# threads, which share the dataset's file handle (interleaved, they read corrupt records). Module
+# level, not on the dataset: a lock does not pickle, and decoding stays outside it.
+_RECORD_READ = threading.Lock()
+
+
 class _CheckedRecordDataset(mx.gluon.data.vision.ImageRecordDataset):
     """Gluon's ImageRecordDataset that names the record it cannot use: one that does not
     decode, an image of another size than the first record's, a label that is not a class
@@ -321,7 +327,9 @@ class _CheckedRecordDataset(mx.gluon.data.vision.ImageRecordDataset):
         self._hwc = (image_shape[1], image_shape[2], image_shape[0])
 
     def __getitem__(self, idx):
-        header, payload = mx.recordio.unpack(self._record.read_idx(self._record.keys[idx]))
+        with _RECORD_READ:  # one file handle: its seek + read must not interleave between loader threads
+            record = self._record.read_idx(self._record.keys[idx])
+        header, payload = mx.recordio.unpack(record)
         where = f"data={self._data!r}: record {idx} of {self.filename}"
         label = header.label
         if not np.isscalar(label):

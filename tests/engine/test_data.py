@@ -253,6 +253,34 @@ def test_batch_loader_on_rec_with_workers(cifar_rec):
         close_loader(loader)
 
 
+def test_a_loader_off_the_main_thread_uses_threads_and_reads_rec_records_whole(cifar_rec):
+    """On a Dask worker a job runs in a thread: the loader's workers are threads there, and
+    they share the RecordIO file handle (unguarded, they read corrupt records)."""
+    import threading
+
+    dataset, _ = load_dataset(f"rec:{cifar_rec}")
+    expected = [x.asnumpy() for x, _ in itertools.islice(iter(make_batch_loader(dataset, 64, num_workers=0)), 12)]
+    seen, errors = [], []
+
+    def in_a_thread():
+        loader = make_batch_loader(dataset, 64, num_workers=4)
+        try:
+            seen.append(type(loader._worker_pool).__name__)
+            for x, _ in itertools.islice(iter(loader), 12):
+                seen.append(x.asnumpy())
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+        finally:
+            close_loader(loader)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(timeout=300)
+    assert not errors, errors
+    assert seen[0] == "ThreadPool"
+    assert all(np.array_equal(a, b) for a, b in zip(seen[1:], expected, strict=True))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "text"),
     [
