@@ -259,14 +259,14 @@ def test_a_loader_off_the_main_thread_uses_threads_and_reads_rec_records_whole(c
     import threading
 
     dataset, _ = load_dataset(f"rec:{cifar_rec}")
-    expected = [x.asnumpy() for x, _ in itertools.islice(iter(make_batch_loader(dataset, 64, num_workers=0)), 12)]
+    expected = [x.asnumpy() for x, _ in itertools.islice(iter(make_batch_loader(dataset, 128, num_workers=0)), 40)]
     seen, errors = [], []
 
     def in_a_thread():
-        loader = make_batch_loader(dataset, 64, num_workers=4)
+        loader = make_batch_loader(dataset, 128, num_workers=8)
         try:
             seen.append(type(loader._worker_pool).__name__)
-            for x, _ in itertools.islice(iter(loader), 12):
+            for x, _ in itertools.islice(iter(loader), 40):
                 seen.append(x.asnumpy())
         except Exception as error:  # noqa: BLE001 (reported below)
             errors.append(error)
