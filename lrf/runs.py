@@ -113,11 +113,16 @@ class OutputClaim:
         for name in written:
             (self.folder / name).unlink(missing_ok=True)
         self.claim.unlink(missing_ok=True)
-        for folder in reversed(self.made):  # deepest first; a folder someone else filled stays
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        _remove_empty(self.made)
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders a claim made, deepest first, as long as they are empty."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:  # filled by someone else meanwhile: it stays
+            break
 
 
 CLAIM_FILE = ".lrf-claim"  # in a folder being written; the folder is complete when the summary is there
@@ -158,10 +163,10 @@ def claim_output(path: str | os.PathLike, name: str = "out") -> OutputClaim:
             raise ValueError(f"{shown} is being written by another run, or was by one that was killed "
                              f"(its claim {claim}: {_read_claim(claim)}): each run needs a folder of its own") from None
     except OSError as error:  # read-only, permission, name too long, below a file (ENOTDIR)
-        OutputClaim(folder, folder / CLAIM_FILE, made).release()
+        _remove_empty(made)
         raise ValueError(f"{shown} cannot be created: {error.strerror}") from None
     except ValueError:
-        OutputClaim(folder, folder / CLAIM_FILE, made).release()
+        _remove_empty(made)  # never the claim file: it is another run's
         raise
     with os.fdopen(fd, "w") as handle:
         handle.write(f"host {socket.gethostname()} pid {os.getpid()} since "

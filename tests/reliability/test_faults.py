@@ -121,7 +121,7 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
     assert len(summary["final_losses"]) == 3
 
 
-FIND = ["-m", "lrf.cli", "find", "--workers", "0", "--max-iter", "400", "--lr-multiplier", "1.02"]
+FIND = ["-m", "lrf.cli", "find", "--workers", "0", "--max-iter", "600", "--lr-multiplier", "1.015"]
 
 
 def _find(out: Path, log: Path) -> subprocess.Popen:
@@ -150,9 +150,10 @@ def test_a_second_lrf_find_into_a_folder_being_written_is_refused_before_its_swe
     while "lr sweep" not in (tmp_path / "first.err").read_text():  # sweeping: the folder is taken
         assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()
         time.sleep(0.1)
-    second = _find(out, tmp_path / "second.err")
-    assert second.wait(timeout=120) == 2
-    _refused_naming_out(tmp_path / "second.err", out)
+    for late in ("second", "third"):  # the second's refusal must not free the folder for the third
+        refused = _find(out, tmp_path / f"{late}.err")
+        assert refused.wait(timeout=120) == 2
+        _refused_naming_out(tmp_path / f"{late}.err", out)
     assert first.poll() is None, "the first run was meant to be still sweeping; make its sweep longer"
     assert first.wait(timeout=300) == 0, (tmp_path / "first.err").read_text()[-2000:]
     _complete(out)

@@ -95,6 +95,15 @@ class FlowProcess:
         assert not left, f"left behind {STOPPED_WITHIN} s after the signal: {left}"
         return status, took
 
+    def kill_all(self) -> None:
+        """After a failed test: nothing of this run stays for the next one."""
+        self._watching = False
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for pid in self.left_behind():
+            _kill(pid)
+
     def left_behind(self) -> dict[int, str]:
         """Every live process tied to this run: seen below lrf-flow (same pid and start time),
         or carrying its marker or its PREFECT_HOME in its environment."""
@@ -167,8 +176,23 @@ def _candidates(root: Path) -> list[str]:
     return sorted(name for name in _cache(root) if name.startswith("candidate-") and name.endswith(".json"))
 
 
-def test_sigterm_twice_while_the_temporary_server_starts_leaves_nothing(tmp_path):
-    flow = FlowProcess(tmp_path, tmp_path / "prefect", [*FLOW_ARGS, "--output-root", str(tmp_path / "runs")])
+@pytest.fixture
+def start_flow():
+    """``start_flow(tmp, home, args)`` starts a :class:`FlowProcess`; whatever is left of it when
+    the test ends (a failed one) is killed."""
+    started: list[FlowProcess] = []
+
+    def start(*args) -> FlowProcess:
+        started.append(FlowProcess(*args))
+        return started[-1]
+
+    yield start
+    for flow in started:
+        flow.kill_all()
+
+
+def test_sigterm_twice_while_the_temporary_server_starts_leaves_nothing(tmp_path, start_flow):
+    flow = start_flow(tmp_path, tmp_path / "prefect", [*FLOW_ARGS, "--output-root", str(tmp_path / "runs")])
     flow.wait_for(lambda: "Starting temporary server" in flow.output(), "temporary server starting")
     time.sleep(1.0)  # uvicorn is up or coming up
     status, took = flow.stop(signal.SIGTERM, again_after=0.5)  # the second one while it unwinds
@@ -178,12 +202,12 @@ def test_sigterm_twice_while_the_temporary_server_starts_leaves_nothing(tmp_path
     assert "Traceback" not in flow.output(), flow.output()[-3000:]
 
 
-def test_sigterm_then_ctrl_c_during_training_stop_everything_and_the_rerun_resumes(tmp_path):
+def test_sigterm_then_ctrl_c_during_training_stop_everything_and_the_rerun_resumes(tmp_path, start_flow):
     root, home = tmp_path / "runs", tmp_path / "prefect"  # one Prefect home: the second server starts faster
     args = [*FLOW_ARGS, "--output-root", str(root)]
 
     # SIGTERM (as `kill` sends it, to lrf-flow alone) while the second candidate trains
-    first = FlowProcess(tmp_path, home, args)
+    first = start_flow(tmp_path, home, args)
     first.wait_for(lambda: len(_candidates(root)) == 1, "first candidate finished")
     time.sleep(1.5)
     status, took = first.stop(signal.SIGTERM)
@@ -197,7 +221,7 @@ def test_sigterm_then_ctrl_c_during_training_stop_everything_and_the_rerun_resum
 
     # the same command again: reuses the finished work, trains the second candidate; then
     # Ctrl-C, to the whole process group as a terminal sends it, while the third trains
-    second = FlowProcess(tmp_path, home, args)
+    second = start_flow(tmp_path, home, args)
     second.wait_for(lambda: len(_candidates(root)) == 2, "second candidate finished")
     time.sleep(1.5)
     status, took = second.stop(signal.SIGINT, group=True)
@@ -241,24 +265,27 @@ def test_everything_a_stopped_run_started_ends_with_it(tmp_path, case, grace, wi
     marker = f"lrf-stop-test-{uuid.uuid4().hex}"
     process = subprocess.Popen([sys.executable, "-c", SCRIPT, case, str(grace)], cwd=ROOT, stdout=subprocess.PIPE,
                                text=True, env={**os.environ, "LRF_STOP_TEST": marker}, start_new_session=True)
-    running, server = process.stdout.readline().split()
-    assert running == "running"
-    time.sleep(2.0)  # the watcher has seen the server, the stuck job's child is up
-    seen = _descendants(process.pid)
-    assert len(seen) == (2 if case == "unwinds" else 3), seen  # server, job (and its child)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    if case == "server-gone":
-        _kill(int(server))
+    seen: set = set()
     try:
+        running, server = process.stdout.readline().split()
+        assert running == "running"
+        time.sleep(2.0)  # the watcher has seen the server, the stuck job's child is up
+        seen = _descendants(process.pid)
+        assert len(seen) == (2 if case == "unwinds" else 3), seen  # server, job (and its child)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        if case == "server-gone":
+            _kill(int(server))
         status = process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError("still running 20 s after SIGTERM") from None
-    took = time.monotonic() - sent
-    left = {pid for pid, start in seen if _start_time(pid) == start and _alive(pid)}
-    for pid in left:
-        _kill(pid)
-    assert not left, [_cmdline(pid) for pid in left]
-    assert status == 128 + signal.SIGTERM
-    assert took < within, took  # stuck: the grace (+ 2 s from SIGTERM to SIGKILL)
+        took = time.monotonic() - sent
+        left = {pid for pid, start in seen if _start_time(pid) == start and _alive(pid)}
+        assert not left, [_cmdline(pid) for pid in left]
+        assert status == 128 + signal.SIGTERM
+        assert took < within, took  # stuck: the grace (+ 2 s from SIGTERM to SIGKILL)
+    finally:  # whatever failed: nothing of it stays for the next test
+        for pid, start in seen | _descendants(process.pid):
+            if _start_time(pid) == start:
+                _kill(pid)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
