@@ -32,7 +32,7 @@ CIFAR_TRAIN_REC = Path(__file__).resolve().parents[2] / "shared/data/cifar10/tra
 CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"  # Setup picks the reference ResNet-18 v2 for it (lrf.config.default_model)
 
 # the order of the suite (and of the combined README)
-NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread")
+NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread", "scale_out")
 
 
 def cifar_available() -> bool:
