@@ -90,7 +90,7 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     else:
         setup = Setup()
         label = "small-cnn / digits (CIFAR-10 not found: the goal is for ResNet-18)"
-    rounds = 2 if quick else 7
+    rounds = 2 if quick else 5
     log(f"jobs on a warm worker, {label}: {rounds} rounds")
     quiet = _quiet()
     with job_cluster("cpu", 1, warm_up=jobs.warm_up) as cluster:
@@ -408,9 +408,10 @@ def run(quick: bool) -> Report:
         "the whole process in the tables. PREFECT_HOME is a fresh folder per case (round 1 creates its database), "
         "the server's start-up limit is raised to 600 s (the machine is shared), and every round gets a new output "
         "root, so the work cache never short-cuts a round.",
-        "The digits runs use `--iterations 100` (default 500) to keep the rounds short; the overhead is fixed, "
-        "the compute is what shrinks. The CIFAR-10 run uses `--at-once 1` (one worker, MXNet's default threads), "
-        "as the figure it is compared with (1.115 before the Dask execution, `orchestration`) was measured.",
+        f"The digits runs use `--iterations {iterations}` (default {CandidatePlan.iterations}) to keep the rounds "
+        "short; the overhead is fixed, the compute is what shrinks. The CIFAR-10 run uses `--at-once 1` (one "
+        "worker, MXNet's default threads), as the figure it is compared with (1.115 before the Dask execution, "
+        "`orchestration`) was measured.",
         "The empty job, the parameters job and the iteration are `lrf.cluster.run_job` calls of "
         "`benchmarks/_on_worker.py` functions; the candidates are `lrf.gluon.jobs.candidate_job`, as the flow's "
         "tasks call it.",
