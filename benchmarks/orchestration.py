@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, timed)
+from benchmarks._common import (CIFAR_DATA, HARNESS_STARTUP_TIMEOUT, REPO, Report, Table, cifar_available, figure,
+                                interleaved, log, module_main, timed)
 from lrf.config import CandidatePlan, Setup, SweepConfig
 
 NAME = "orchestration"
@@ -236,7 +236,7 @@ def run(quick: bool) -> Report:
     report = Report(
         NAME, "Orchestration overhead: Prefect flow wall vs compute", quick,
         "The lr-finder flow with at_once=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
-        "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=120)`, its start-up "
+        "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=600)`, its start-up "
         "reported separately), interleaved with one plain process doing the flow's data loading, initialisation "
         "and sweep (timed after its imports). Compute = that + the candidates' own `seconds`. Goals: flow wall / "
         "compute ≤ 1.15 on the digits default, ≤ 1.02 at CIFAR-10 scale.",
@@ -268,7 +268,7 @@ def run(quick: bool) -> Report:
 
         log("starting the Prefect test harness (temporary API server)")
         started = time.perf_counter()
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=HARNESS_STARTUP_TIMEOUT):
             harness = time.perf_counter() - started
             api_url = prefect.settings.PREFECT_API_URL.value()
             report.raw["harness_start"] = harness
