@@ -24,27 +24,30 @@ def receive(inputs: dict, topic: str) -> int:
 
 
 def iteration_seconds(setup: dict, lr: float, inputs: dict, topic: str) -> float:
-    """One training iteration of ``setup``'s learner on this worker, timed with the device idle
+    """One training iteration of ``setup``'s network on this worker, on a fixed batch (the
+    training's own speed, no data loading: the strictest yardstick), timed with the device idle
     before and drained after (:func:`benchmarks._engine.sync`). The learner is built on the first
-    call (loader first, as the library does) and kept, warmed by two untimed iterations."""
+    call and kept, warmed by two untimed iterations."""
     from benchmarks._common import timed
-    from benchmarks._engine import Rig, sync
+    from benchmarks._engine import Rig, fixed_batch_learner, make_loader, sync
     from lrf.config import Setup
 
     key = json.dumps(setup, sort_keys=True)
-    rig = _rigs.get(key)
-    if rig is None:
-        rig = _rigs[key] = Rig(Setup(**setup))
+    if key not in _rigs:
+        setup_ = Setup(**setup)
+        rig = Rig(setup_, loader=make_loader(setup_, workers=0))
+        _rigs[key] = (rig, fixed_batch_learner(rig))
         for _ in range(2):
-            rig.learner.iteration(lr)
+            _rigs[key][1].iteration(lr)
         sync()
-    return timed(lambda: rig.learner.iteration(lr), wait=sync)
+    learner = _rigs[key][1]
+    return timed(lambda: learner.iteration(lr), wait=sync)
 
 
 def release(inputs: dict, topic: str) -> int:
     """Close the learners this worker keeps (their loaders' threads); how many there were."""
     count = len(_rigs)
-    for rig in _rigs.values():
+    for rig, _ in _rigs.values():
         rig.close()
     _rigs.clear()
     return count
