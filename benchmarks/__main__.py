@@ -31,6 +31,7 @@ ABOUT = {
     "regret": "6. Suggestion quality (regret)",
     "answer": "7. The recommendation against a grid",
     "spread": "8. How sure is a pick (spread over batch orders)",
+    "scale_out": "9. Scale out (jobs on Dask workers)",
 }
 
 

@@ -31,8 +31,11 @@ QUICK_RESULTS = RESULTS / "quick"
 CIFAR_TRAIN_REC = Path(__file__).resolve().parents[2] / "shared/data/cifar10/train.rec"
 CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"  # Setup picks the reference ResNet-18 v2 for it (lrf.config.default_model)
 
+# seconds a temporary Prefect API may take to start: 10-20 s on 2 idle cores, over 120 s on this shared machine
+HARNESS_STARTUP_TIMEOUT = 600
+
 # the order of the suite (and of the combined README)
-NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread")
+NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread", "scale_out")
 
 
 def cifar_available() -> bool:

@@ -3,7 +3,7 @@
 ``python -m benchmarks._flow_run PARAMS_JSON`` (with ``PREFECT_API_URL`` pointing
 at a running API) imports the flow, runs ``lr_finder(**PARAMS)``, then an empty
 flow of the same shape (no-op tasks; as many candidates as the run had, scheduled
-as the flow schedules them: :func:`lrf.execution.lanes` with the run's ``at_once``),
+as the flow schedules them: :func:`lrf.execution.lanes` over the run's cluster's slots),
 and prints one line ``BENCH-RESULT {json}`` with the import time, the flow's wall
 time, its flow-run id and the empty flow's wall.
 """
@@ -52,11 +52,23 @@ def main(argv: list[str]) -> int:
         return noop([futures[i].result() for i in sorted(futures)])
 
     started = time.perf_counter()
-    empty(len(summary["candidates"]), summary["execution"]["at_once"])  # as many, as the run scheduled them
+    empty(len(summary["candidates"]), lanes_of(summary))  # as many, as the run scheduled them
     empty_wall = time.perf_counter() - started
     print(MARK + json.dumps({"imports": imports, "wall": wall, "flow_run_id": str(state.state_details.flow_run_id),
                              "run_dir": summary["run_dir"], "empty_wall": empty_wall}), flush=True)
     return 0
+
+
+def lanes_of(summary: dict) -> int:
+    """How many lanes the run's candidates had: one per slot of the cluster the flow started
+    (:func:`lrf.cluster.local_slots`: ``at_once``, or one per device; 3 on CPU by default)."""
+    from lrf.cluster import local_slots
+    from lrf.config import parse_devices
+
+    execution = summary["execution"]
+    if execution.get("cluster"):  # a given cluster's width is not recorded; the benchmarks do not use one
+        raise ValueError("benchmarks._flow_run runs the flow on a cluster of its own only")
+    return len(local_slots(parse_devices(summary["setup"]["device"]), execution.get("at_once")))
 
 
 if __name__ == "__main__":

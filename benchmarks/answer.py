@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import Report, Table, cifar_available, figure, log, module_main
+from benchmarks._common import HARNESS_STARTUP_TIMEOUT, Report, Table, cifar_available, figure, log, module_main
 from lrf.config import CandidatePlan, Setup
 
 NAME = "answer"
@@ -212,7 +212,7 @@ def run(quick: bool) -> Report:
     with tempfile.TemporaryDirectory(prefix="lrf-bench-answer-") as tmp:
         folder = Path(work) if work else Path(tmp)
         log("starting the Prefect test harness (temporary API server)")
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=HARNESS_STARTUP_TIMEOUT):
             log(f"Prefect API at {prefect.settings.PREFECT_API_URL.value()}; work in {folder}")
             for case in cases(quick, folder):
                 seeds = [one_seed(case, seed, folder / case["key"] / f"seed-{seed}") for seed in case["seeds"]]

@@ -9,7 +9,10 @@ same work as the ``initialise-model`` and ``lr-sweep`` jobs) + every
 candidate's own ``seconds`` (as its result file reports it). Goals: flow wall /
 compute <= 1.15 on the flow's defaults (digits, lrf.config.CandidatePlan) and
 <= 1.02 at CIFAR-10 scale. The rest is broken down from the API's task-run
-records and from start-up timings measured alone.
+records and from start-up timings measured alone. The jobs run on the one Dask
+worker of the cluster the flow starts (at_once=1), which imports MXNet once, in a
+warm-up queued before the first job (:func:`lrf.cluster.job_cluster`);
+``benchmarks/scale_out.py`` measures that execution on its own.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available, figure, interleaved, log,
-                                module_main, timed)
+from benchmarks._common import (CIFAR_DATA, HARNESS_STARTUP_TIMEOUT, REPO, Report, Table, cifar_available, figure,
+                                interleaved, log, module_main, timed)
 from lrf.config import CandidatePlan, Setup, SweepConfig
 
 NAME = "orchestration"
@@ -34,7 +37,7 @@ JOB_TASKS = ("initialise-model", "lr-sweep", "train-candidate")
 STARTUP = {
     "python -c pass (interpreter)": ["-c", "pass"],
     "python -c 'import mxnet'": ["-c", "import mxnet"],
-    "python -m lrf.gluon.jobs (module start, no job)": ["-m", "lrf.gluon.jobs"],
+    "python -c 'import lrf.gluon.jobs' (the caller's side of a job)": ["-c", "import lrf.gluon.jobs"],
     "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'":
         ["-c", "import lrf.gluon.jobs, lrf.gluon.experiment"],
     "python -c 'import prefect'": ["-c", "import prefect"],
@@ -194,7 +197,6 @@ def summarise(case: dict, rounds: list[dict], startup: dict[str, list[float]]) -
             "small": sum(by_kind.get(k, 0.0) for k in SMALL_TASKS),
             "between": wall - in_tasks,
             "imports": r["flow"]["imports"], "empty": r["flow"]["empty_wall"],
-            "children": 2 + len(r["candidates"]),
         })
     med = {k: statistics.median(p[k] for p in per_round) for k in per_round[0]}
     job_imports = statistics.median(startup[JOB_IMPORTS])
@@ -210,15 +212,17 @@ def summarise(case: dict, rounds: list[dict], startup: dict[str, list[float]]) -
         ["compute: sweep (run_sweep)", med["sweep"], share(med["sweep"])],
         ["compute: candidates (their own `seconds`)", med["candidates"], share(med["candidates"])],
         ["= compute", med["compute"], share(med["compute"])],
-        ["initialise-model task − its compute (child start, imports, data load)", med["init_rest"], share(med["init_rest"])],
-        ["lr-sweep task − its compute (child start, imports, data load, JSON)", med["sweep_rest"], share(med["sweep_rest"])],
-        ["train-candidate tasks − their `seconds` (child start, imports)", med["candidates_rest"],
+        ["initialise-model task − its compute (waits for the worker's warm-up: the engine's imports; "
+         "job round trip)", med["init_rest"], share(med["init_rest"])],
+        [f"  of which: the worker's imports, once per run (measured alone, {job_imports:.2f} s)",
+         job_imports, share(job_imports)],
+        ["lr-sweep task − its compute (job round trip, data load, JSON)", med["sweep_rest"], share(med["sweep_rest"])],
+        ["train-candidate tasks − their `seconds` (job round trips, cache files)", med["candidates_rest"],
          share(med["candidates_rest"])],
-        [f"  of which: {int(med['children'])} job start-ups measured alone ({job_imports:.2f} s each)",
-         med["children"] * job_imports, share(med["children"] * job_imports)],
         ["report task (CSV/Markdown/JSON files, two plots, Prefect artifacts)", med["report"], share(med["report"])],
         ["other tasks (check-inputs, prepare-dataset, create-run-folder, select-lr)", med["small"], share(med["small"])],
-        ["Prefect outside the tasks (flow wall − Σ task durations)", med["between"], share(med["between"])],
+        ["Prefect, and the cluster's start and stop, outside the tasks (flow wall − Σ task durations)",
+         med["between"], share(med["between"])],
         ["— not in the flow wall —", None, ""],
         ["importing the flow module (prefect, lrf) in the flow's process", med["imports"], share(med["imports"])],
         ["an empty flow of the same shape (no-op tasks), same process afterwards", med["empty"], share(med["empty"])],
@@ -232,7 +236,7 @@ def run(quick: bool) -> Report:
     report = Report(
         NAME, "Orchestration overhead: Prefect flow wall vs compute", quick,
         "The lr-finder flow with at_once=1 (compute adds up), each run in a fresh process as `lrf-flow` runs it, "
-        "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=120)`, its start-up "
+        "against an already running Prefect API (`prefect_test_harness(server_startup_timeout=600)`, its start-up "
         "reported separately), interleaved with one plain process doing the flow's data loading, initialisation "
         "and sweep (timed after its imports). Compute = that + the candidates' own `seconds`. Goals: flow wall / "
         "compute ≤ 1.15 on the digits default, ≤ 1.02 at CIFAR-10 scale.",
@@ -245,8 +249,9 @@ def run(quick: bool) -> Report:
         "Process start-up and imports, measured alone (seconds, median [min–max])",
         ["command", "seconds"],
         [[name, _fmt_spread(values)] for name, values in startup.items()],
-        note="Each flow run starts 2 + K child processes (initialise-model, lr-sweep, one per candidate), each "
-             "paying the job's imports (MXNet and the engine) before it works.",
+        note="Each flow run starts a Dask cluster (here one worker: at_once=1) whose worker pays the job's imports "
+             "(MXNet and the engine) once, before its first job; before the Dask execution every job "
+             "(initialise-model, lr-sweep, one per candidate) was a child process paying them.",
     ))
 
     with tempfile.TemporaryDirectory(prefix="lrf-bench-orch-") as tmp:
@@ -263,7 +268,7 @@ def run(quick: bool) -> Report:
 
         log("starting the Prefect test harness (temporary API server)")
         started = time.perf_counter()
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=HARNESS_STARTUP_TIMEOUT):
             harness = time.perf_counter() - started
             api_url = prefect.settings.PREFECT_API_URL.value()
             report.raw["harness_start"] = harness
@@ -301,9 +306,11 @@ def run(quick: bool) -> Report:
         "round.",
         "Task durations are the API's task-run records (end − start); 'Prefect outside the tasks' is the flow wall "
         "minus their sum, which is exact here because at_once=1 makes every task wait for the previous one.",
-        "A candidate's `seconds` covers building its learner (loading the data set in its own process: for digits "
-        "that imports scikit-learn), training and the held-out evaluation; it is counted as compute. What happens "
-        "before its clock starts (interpreter, imports, argument parsing) is in the task's remainder.",
+        "A candidate's `seconds` covers building its learner (loading the data set on its worker), training and "
+        "the held-out evaluation; it is counted as compute. What happens before its clock starts (sending the job "
+        "and its initial parameters to the worker, the result back, the cache files) is in the task's remainder.",
+        "The cluster's start (a Dask scheduler and a worker process) and its stop happen inside the flow but "
+        "outside every task: they are in 'Prefect, and the cluster's start and stop'.",
     ]
     return report
 

@@ -2,9 +2,14 @@
 
 The candidates run exactly as the flow runs them: scheduled by
 :func:`lrf.execution.lanes` (``at_once`` lanes side by side, each lane's
-candidates one after another), each one ``lrf.gluon.jobs.candidate_job`` child
-process with :func:`lrf.execution.threads_per_job` OpenMP threads (MXNet's
-default for a lone job), from the same initial parameters and batches. K is the
+candidates one after another), lane j on slot j of a Dask cluster started by
+:func:`lrf.cluster.job_cluster` with ``at_once`` workers (one
+``lrf.gluon.jobs.candidate_job`` at a time each, with
+:func:`lrf.execution.threads_per_job` OpenMP threads: MXNet's default for a
+lone worker), from the same initial parameters and batches. Each cluster is
+started once, before the rounds, and has served one job on every worker before
+the clock runs (MXNet imported, data loaded): a round times the candidates, not
+the cluster's start (``benchmarks/scale_out.py`` times that). K is the
 reference's number of candidates (``lrf.config.CandidatePlan``). On 2 cores
 there is nothing to gain in compute; the goal is that running candidates at
 once does not lose (the flow's default at_once / at_once=1 <= 1). One candidate alone shows what
@@ -14,6 +19,7 @@ as one candidate alone.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import threading
@@ -22,13 +28,13 @@ from pathlib import Path
 
 from benchmarks._common import Report, Table, cifar_available, figure, interleaved, log, module_main, ratios
 from lrf.config import CandidatePlan, Setup
-from lrf.execution import Execution, lanes, threads_per_job
+from lrf.execution import CPU_AT_ONCE, lanes
 
 NAME = "parallel"
 PICK = 0.01  # the candidates are the flow's for this pick; none diverges, so each runs its full budget
 RATES = tuple(PICK * m for m in CandidatePlan.candidate_multipliers)
 K = len(RATES)
-AT_ONCE = Execution.at_once  # the flow's default
+AT_ONCE = CPU_AT_ONCE  # the flow's default on CPU (Execution.at_once = None: one worker per job at once)
 ALONE = "one alone"
 
 
@@ -51,27 +57,28 @@ def _unique(*values: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def run_candidates(setup, init_params: Path, rates, iterations: int, at_once: int, folder: Path) -> tuple[float, list]:
-    """Wall seconds for the candidates as the flow schedules them, and their results: one thread
-    per lane of :func:`lrf.execution.lanes`, each child with the flow's
-    :func:`lrf.execution.threads_per_job` threads."""
+def run_candidates(setup, init_params: Path, rates, iterations: int, cluster, folder: Path) -> tuple[float, list]:
+    """Wall seconds for the candidates as the flow schedules them on ``cluster``, and their
+    results: one thread per lane of :func:`lrf.execution.lanes` over the cluster's slots,
+    lane j on slot j (as ``flows.lr_finder.in_lanes``)."""
     from lrf.gluon import jobs
 
-    threads = threads_per_job(min(at_once, len(rates)))  # as flows/lr_finder.py
     results: list = [None] * len(rates)
     errors: list = []
 
-    def lane(indices: list[int]) -> None:  # one after another, as the flow's wait_for chain
+    def lane(slot: int, indices: list[int]) -> None:  # one after another, as the flow's wait_for chain
         try:
             for i in indices:
-                out = folder / f"at-once-{at_once}-{i}-{time.monotonic_ns()}.json"
+                out = folder / f"slots-{len(cluster.slots)}-{i}-{time.monotonic_ns()}.json"
                 results[i] = jobs.candidate_job(setup, init_params, rates[i], out, iterations=iterations,
-                                                threads=threads, watch=jobs.Watch(report=lambda line: None))
+                                                place=jobs.Place(cluster, slot),
+                                                watch=jobs.Watch(report=lambda line: None))
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller
             errors.append(error)
 
     started = time.perf_counter()
-    workers = [threading.Thread(target=lane, args=(indices,)) for indices in lanes(len(rates), at_once)]
+    workers = [threading.Thread(target=lane, args=(slot, indices))
+               for slot, indices in enumerate(lanes(len(rates), len(cluster.slots)))]
     for w in workers:
         w.start()
     for w in workers:
@@ -83,33 +90,41 @@ def run_candidates(setup, init_params: Path, rates, iterations: int, at_once: in
 
 
 def measure(case: dict) -> dict:
+    from lrf.cluster import job_cluster
     from lrf.gluon import jobs
 
     setup, rates, iterations = case["setup"], case["rates"], case["iterations"]
-    with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        init = jobs.init_job(setup, folder / "init.params", watch=jobs.Watch(report=lambda line: None))
+        clusters = {a: stack.enter_context(job_cluster(setup.device, a, warm_up=jobs.warm_up))
+                    for a in case["at_once"]}
+        init = jobs.init_job(setup, folder / "init.params", place=jobs.Place(clusters[min(clusters)]),
+                             watch=jobs.Watch(report=lambda line: None))
+        for a, cluster in clusters.items():  # every worker serves a job first: imports, context, data
+            log(f"warming the cluster of {a} worker(s)")
+            run_candidates(setup, init, rates[:1] * len(cluster.slots), 1, cluster, folder)
         inside: dict[str, list[float]] = {}
 
-        def variant(name, rates_, at_once):
+        def variant(name, rates_, cluster):
             def go() -> float:
-                seconds, results = run_candidates(setup, init, rates_, iterations, at_once, folder)
+                seconds, results = run_candidates(setup, init, rates_, iterations, cluster, folder)
                 inside.setdefault(name, []).append(sum(r.seconds for r in results))
                 return seconds
             return name, go
 
-        variants = dict(variant(f"at_once={a}", rates, a) for a in case["at_once"])
-        variants.update([variant(ALONE, rates[:1], 1)])
+        variants = dict(variant(f"at_once={a}", rates, clusters[a]) for a in case["at_once"])
+        variants.update([variant(ALONE, rates[:1], clusters[1])])
         times = interleaved(variants, case["rounds"])
-    return {"times": times, "inside_child_seconds": inside}
+    return {"times": times, "inside_job_seconds": inside}
 
 
 def run(quick: bool) -> Report:
     report = Report(
         NAME, f"Parallel candidates: K = {K} at once vs in sequence vs one alone", quick,
-        f"K = {K} candidate trainings as the flow runs them (one `lrf.gluon.jobs.candidate_job` child process each, "
-        "scheduled by `lrf.execution.lanes`: candidate i after candidate i − at_once; "
-        "`lrf.execution.threads_per_job` OpenMP threads each: cores // at_once, MXNet's default for at_once = 1) "
+        f"K = {K} candidate trainings as the flow runs them (`lrf.gluon.jobs.candidate_job` on a Dask cluster of "
+        "at_once workers, `lrf.cluster.job_cluster`, started once and warm; scheduled by `lrf.execution.lanes`: "
+        "candidate i after candidate i − at_once, lane j on worker j; `lrf.execution.threads_per_job` OpenMP "
+        "threads per worker: cores // at_once, MXNet's default for at_once = 1) "
         f"with at_once = {' and '.join(map(str, _unique(AT_ONCE, 1)))} (and 2 on digits at full size), and one "
         "candidate alone; wall time of the whole batch, interleaved. Goal on 2 cores: running candidates at once "
         f"does not lose (at_once={AT_ONCE} / at_once=1 ≤ 1).",
@@ -118,8 +133,11 @@ def run(quick: bool) -> Report:
         for case in cases(quick, Path(tmp)):
             _one_case(report, case)
     report.notes += [
-        "On 2 cores the children share the same compute: running them at once can only win back what one process "
-        "leaves idle (process start-up, data loading, Python between MXNet calls); it cannot add compute.",
+        "On 2 cores the workers share the same compute: running candidates at once can only win back what one "
+        "worker leaves idle (data loading, Python between MXNet calls, the job's round trip); it cannot add compute.",
+        "Each at_once has a cluster of its own (its workers' OpenMP threads depend on it), started once before the "
+        "rounds; every worker has served a 1-iteration candidate before the first round, so no round pays the "
+        "workers' start or MXNet's import.",
         "at_once = 1 keeps MXNet's default threads (`threads_per_job(1)` is None), as the flow does: capping a lone "
         "job only slowed it (measured here by an earlier version of this benchmark, see benchmarks/results/).",
         "CIFAR-10 candidates evaluate on the first 2,000 of the 10,000 test images (the training data is the full "
@@ -151,7 +169,7 @@ def _one_case(report: Report, case: dict) -> None:
     ]
     one = statistics.median(t[ALONE])
     seq = statistics.median(t[in_sequence])
-    inside = data["inside_child_seconds"]
+    inside = data["inside_job_seconds"]
     rows = []
     for name in t:
         wall = statistics.median(t[name])
@@ -161,9 +179,9 @@ def _one_case(report: Report, case: dict) -> None:
         f"{label}: medians (wall seconds)",
         ["schedule", "wall s", "÷ one alone", "speed-up vs sequence", "Σ candidates' own seconds"],
         rows,
-        note="'Σ candidates' own seconds' is the sum of the `seconds` fields the children report (training + "
-             "held-out evaluation, without process start-up); at once it exceeds the wall time when children "
-             "overlap. The device estimate assumes each candidate gets a device of its own and the host keeps up: "
+        note="'Σ candidates' own seconds' is the sum of the `seconds` fields the jobs report (building the "
+             "learner, training, held-out evaluation; not the job's round trip); at once it exceeds the wall time "
+             "when jobs overlap. The device estimate assumes each candidate gets a device of its own and the host keeps up: "
              "wall ≈ one candidate alone, so the speed-up over the sequence is about K.",
     ))
 
