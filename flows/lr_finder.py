@@ -138,11 +138,14 @@ def lr_finder(
     with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=warm_up) as jobs_on:
         get_run_logger().info("jobs run on %s: %s", jobs_on.address, ", ".join(f"{s.worker} ({s.label})"
                                                                               for s in jobs_on.slots))
-        init_params = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute, init_params)
+        initialised = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute, init_params,
+                                       return_state=True)
+        init_params, reused = initialised.result(), _reused(["initialise-model"], [initialised])
         sweeps = in_lanes(lr_sweep, [dict(setup=setup.with_batch_order(r), config=config, init_params=init_params,
                                           cache_dir=folders.cache_dir, cluster=jobs_on, recompute=execution.recompute)
                                      for r in range(candidate_plan.sweeps)], len(jobs_on.slots))
         results = [sweep.result() for sweep in sweeps]
+        reused += _reused([f"lr-sweep {r}" for r in range(len(sweeps))], [sweep.state for sweep in sweeps])
         selection = select_lr(results, candidate_plan)
 
         # rung by rung (the reference plan has one); survivors go on from their saved state
@@ -160,8 +163,14 @@ def lr_finder(
             for lr, future in zip(rates, futures):
                 segment, states[lr] = future.result()
                 latest[lr] = continued(latest.get(lr), segment)
+            reused += _reused([f"train-candidate lr={lr:.4g} to {end}" for lr in rates], [f.state for f in futures])
             trained.append([latest[lr] for lr in rates])
-    return report(folders.run_dir, setup, init_params, results, selection, candidate_plan, execution, trained)
+    return report(folders.run_dir, setup, init_params, results, selection, candidate_plan, execution, trained, reused)
+
+
+def _reused(names: list[str], states: list) -> list[str]:
+    """The names of the jobs whose task says it read its result back from the cache."""
+    return [name for name, state in zip(names, states) if state.name == "Reused"]
 
 
 def in_lanes(task, calls: list[dict], width: int) -> list:

@@ -45,6 +45,7 @@ def write_report(
     plan: CandidatePlan,
     execution: dict[str, Any] | None = None,
     rungs: Sequence[Sequence[CandidateResult]],
+    reused: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
 
@@ -57,6 +58,8 @@ def write_report(
     pick came from; pick and candidates marked), sweep-N.csv (the other sweeps, if several),
     candidate_losses.csv, candidates.png, final_losses.csv,
     final_losses.md (a table per rung when there are several), summary.json (last).
+    ``reused`` names the jobs whose results came from the cache (finished by an earlier run
+    with the same inputs); the summary lists them.
     """
     from lrf.plot import plot_candidates, plot_sweep
 
@@ -98,6 +101,7 @@ def write_report(
                    "uncertain": selection.uncertain},
         "plan": plan.to_dict(),
         "execution": execution or {},
+        "reused": list(reused),
         "recommended_lr": recommendation.lr,
         "recommendation": recommendation.to_dict(),
         "rule": selection.rule,

@@ -14,10 +14,13 @@ from lrf.result import SweepResult
 
 @task(name="report")
 def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResult], selection: Selection,
-           plan: CandidatePlan, execution: Execution, rungs: list[list[CandidateResult]]) -> dict:
-    """Write the run's artifacts and publish the final-loss table and a summary in Prefect."""
+           plan: CandidatePlan, execution: Execution, rungs: list[list[CandidateResult]],
+           reused: list[str] | None = None) -> dict:
+    """Write the run's artifacts and publish the final-loss table and a summary in Prefect;
+    ``reused`` names the jobs read back from the cache instead of computed."""
     summary = write_report(run_dir, setup=setup.to_dict(), init_params=init_params, results=results,
-                           selection=selection, plan=plan, execution=execution.__dict__, rungs=rungs)
+                           selection=selection, plan=plan, execution=execution.__dict__, rungs=rungs,
+                           reused=reused or ())
     rows = summary["final_losses"]
     recommendation = summary["recommendation"]
     if rows:
@@ -43,6 +46,8 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
           if len(results) > 1 else []),
         f"- candidates: {summary['compute']['candidate_iterations']} training iterations, "
         f"{summary['compute']['of_reference_check']:.0%} of the reference check's",
+        *([f"- reused from the cache (finished by an earlier run with the same inputs; `recompute` "
+           f"computes them again): {', '.join(reused)}"] if reused else []),
         "",
         (Path(run_dir) / summary["files"]["final_losses_md"]).read_text(encoding="utf-8") if rows else "",
         "## Plots",

@@ -138,6 +138,8 @@ def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path
     assert len(bars) >= 5 and all(float(bar.data) == 100.0 for bar in bars)  # one bar per job, each finished
     again, _ = run()
     assert again["initialise-model"] == {"Reused"} and again["lr-sweep"] == {"Reused"}
+    summary = json.loads(sorted(tmp_path.glob("run-*/summary.json"))[-1].read_text())
+    assert summary["reused"][:2] == ["initialise-model", "lr-sweep 0"]  # and the report says so
     assert again["train-candidate"] <= {"Reused", "Diverged"}  # a diverged one says so first
     forced, _ = run(recompute=True)
     assert forced["initialise-model"] == {"Completed"} and forced["lr-sweep"] == {"Completed"}
