@@ -104,7 +104,8 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
     os.killpg(first.pid, signal.SIGKILL)  # the flow and its job processes, at once
     first.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    assert len([n for n in done_before if n.startswith("candidate-")]) == 1
+    # one or two finished (the 10x candidate may diverge within the second), the last one was training
+    assert 1 <= len([n for n in done_before if n.startswith("candidate-")]) < 3
     assert any(n.startswith("sweep-") for n in done_before) and any(n.startswith("init-") for n in done_before)
     (killed_run,) = list(tmp_path.glob("run-*"))
     assert not (killed_run / "summary.json").exists()  # the killed run's folder does not look complete
