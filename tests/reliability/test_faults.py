@@ -100,7 +100,7 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
     while time.monotonic() < deadline and not list(cache.glob("candidate-*.json")):
         assert first.poll() is None, first.communicate()[1][-3000:]
         time.sleep(0.1)
-    time.sleep(1)  # the second candidate is training now
+    time.sleep(1)  # a later candidate is training now
     os.killpg(first.pid, signal.SIGKILL)  # the flow and its job processes, at once
     first.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
