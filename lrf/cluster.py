@@ -271,6 +271,7 @@ def run_job(ref: ClusterRef, slot: int, function: Callable, *args: Any, inputs: 
             # inputs go with the task, not scattered ahead: the scheduler can then run it again
             # elsewhere if its worker dies (scattered data dies with the worker that holds it)
             warnings.filterwarnings("ignore", message="Large object", category=UserWarning)
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             future = client.submit(function, *args, inputs or {}, topic, key=topic, pure=False,
                                    workers=[ref.slot(slot).worker], allow_other_workers=True)
         while not future.done():

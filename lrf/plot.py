@@ -67,7 +67,8 @@ def plot_sweep(
     ax.set_xlabel("Learning Rate")
     ax.set_ylabel("Loss")
     ax.set_title(title or f"LR range test: {len(result)} iterations, stopped: {result.stop_reason.value}")
-    ax.legend(loc="upper left", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # a sweep with no finite loss has nothing to label
+        ax.legend(loc="upper left", fontsize="small")
     if path is not None:
         save_figure(ax.figure, path)
     return ax
@@ -117,7 +118,8 @@ def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recom
     ax.set_xlabel("Iteration")
     ax.set_ylabel("Loss")
     ax.set_title("Candidate trainings from the same initial weights and batches")
-    ax.legend(loc="upper right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # a sweep with no finite loss has nothing to label
+        ax.legend(loc="upper right", fontsize="small")
     if path is not None:
         save_figure(ax.figure, path)
     return ax

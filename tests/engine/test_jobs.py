@@ -4,12 +4,13 @@ a job whose worker dies run again on another."""
 import os
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
 
 from lrf import SweepConfig
-from lrf.cluster import client_for
+from lrf.cluster import client_for, run_job
 from lrf.config import Setup
 from lrf.gluon import jobs
 from lrf.gluon.experiment import run_sweep
@@ -56,6 +57,18 @@ def test_candidates_are_paired_same_weights_same_batches_wherever_they_run(init_
 def test_a_diverging_candidate_stops_and_says_so(init_params, tmp_path, local_jobs):
     result = jobs.candidate_job(SETUP, init_params, 2.0, tmp_path / "x.json", place=local_jobs, iterations=200)
     assert result.diverged and len(result.losses) < 200 and result.holdout_loss is None
+
+
+def test_large_inputs_travel_with_the_job_without_a_warning(local_jobs):
+    # ResNet-18's parameters (45 MB) go with every candidate on purpose (scattered data dies with
+    # its worker): distributed's advice to scatter them must not reach the user's terminal
+    inputs = {"init.params": os.urandom(12 * 2**20)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sizes = run_job(local_jobs.cluster, 0, lambda received, topic: {k: len(v) for k, v in received.items()},
+                        inputs=inputs)
+    assert sizes == {"init.params": 12 * 2**20}
+    assert not [w for w in caught if "large" in str(w.message).lower()], [str(w.message) for w in caught]
 
 
 def test_a_missing_input_is_named_before_any_work(tmp_path, local_jobs):
