@@ -371,6 +371,24 @@ class CandidatePlan:
             object.__setattr__(self, "last_k", self.iterations)
         if self.plan == "refine":
             self.rung_schedule(self.refine_rates if self.candidate_rates is None else len(self.candidate_rates))
+        self._check_plan_settings()
+
+    def _check_plan_settings(self) -> None:
+        # a setting the chosen plan does not read would be ignored without a word (a deployment
+        # form shows them all): refuse it, naming it and the plan it belongs to
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.plan == "refine" and self.candidate_rates is None \
+                and self.candidate_multipliers != defaults["candidate_multipliers"]:
+            raise ValueError(
+                f"candidate_multipliers={list(self.candidate_multipliers)!r} is read by plan='reference' only; "
+                f"plan='refine' trains refine_rates={self.refine_rates} rates from pick / refine_span to "
+                f"pick x refine_span (or give candidate_rates)")
+        if self.plan == "reference":
+            unread = [f"{name}={getattr(self, name)!r}" for name in ("refine_rates", "refine_span", "rungs")
+                      if getattr(self, name) != defaults[name]]
+            if unread:
+                raise ValueError(f"{', '.join(unread)} shape(s) plan='refine' only, and this plan is 'reference': "
+                                 f"add plan='refine' or leave them at their defaults")
 
     def rung_schedule(self, num_rates: int) -> list[tuple[int, int, int]]:
         """``(candidates, start, end)`` per rung for ``num_rates`` first-rung candidates: how
