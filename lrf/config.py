@@ -409,17 +409,20 @@ class CandidatePlan:
         if self.plan == "reference":
             return [(num_rates, 0, self.iterations)]
         counts = [num_rates // 2**r for r in range(self.rungs)]
+        # the first rung's rates are refine_rates log-spaced ones, or the user's candidate_rates
+        rates_name = "refine_rates" if self.candidate_rates is None else "candidate_rates"
+        rates = f"refine_rates={num_rates!r}" if self.candidate_rates is None else f"the {num_rates} candidate_rates"
         if counts[-1] < 1 or counts[-1] >= REFINE_BUDGET:
             raise ValueError(
-                f"rungs={self.rungs!r} over refine_rates={num_rates!r} leave {counts[-1]} rate(s) for the last "
-                f"rung; it needs 1 or 2 to stay within {REFINE_BUDGET} x iterations: change rungs or refine_rates"
+                f"rungs={self.rungs!r} over {rates} leave {counts[-1]} rate(s) for the last "
+                f"rung; it needs 1 or 2 to stay within {REFINE_BUDGET} x iterations: change rungs or {rates_name}"
             )
         spread = sum(2**r * (counts[r] - counts[r + 1]) for r in range(self.rungs - 1))
         fraction = (REFINE_BUDGET - counts[-1]) / spread if spread else 0.0
         ends = [math.floor(fraction * 2**r * self.iterations) for r in range(self.rungs - 1)] + [self.iterations]
         if any(end <= start for start, end in zip([0, *ends[:-1]], ends)):
             raise ValueError(
-                f"rungs={self.rungs!r} with refine_rates={num_rates!r} leave an empty rung "
+                f"rungs={self.rungs!r} with {rates} leave an empty rung "
                 f"at iterations={self.iterations!r}: fewer rungs or more iterations"
             )
         return [(count, start, end) for count, start, end in zip(counts, [0, *ends[:-1]], ends)]
