@@ -106,7 +106,7 @@ def _worker_env(slot: Slot, workers: int, cores: int | None) -> dict[str, str]:
 
 @contextlib.contextmanager
 def job_cluster(device: str, at_once: int | None = None, address: str | None = None, *,
-                warm_up: Callable[[], Any] | None = None, local_directory: str | None = None) -> Iterator[ClusterRef]:
+                warm_up: Callable[[], Any] | None = None) -> Iterator[ClusterRef]:
     """A cluster for one run's jobs: connect to ``address``, or start one here (stopped at the
     end, an exception, KeyboardInterrupt or SystemExit included: no worker outlives it).
 
@@ -139,7 +139,7 @@ def job_cluster(device: str, at_once: int | None = None, address: str | None = N
         return
 
     slots = local_slots(devices, at_once)
-    cluster = _start_local(slots, local_directory)
+    cluster = _start_local(slots)
     try:
         ref = ClusterRef(cluster.scheduler_address, tuple(slots), started=True)
         client = _clients[ref.address] = Client(cluster, set_as_default=False)
@@ -158,13 +158,13 @@ def _warm(client, ref: ClusterRef, warm_up: Callable[[], Any] | None) -> None:
                                  for slot in ref.slots]
 
 
-def _start_local(slots: Sequence[Slot], local_directory: str | None):
+def _start_local(slots: Sequence[Slot]):
     from distributed import Nanny, Scheduler, SpecCluster
 
     workers = {
         slot.worker: {"cls": Nanny, "options": {
             "nthreads": 1,  # MXNet's front end is not thread-safe: one job per worker at a time
-            "env": _worker_env(slot, len(slots), None), "local_directory": local_directory,
+            "env": _worker_env(slot, len(slots), None),
             "host": "127.0.0.1", "memory_limit": 0, "dashboard": False,
             "silence_logs": logging.WARNING,  # a worker's INFO lines would flood the run log
         }} for slot in slots
