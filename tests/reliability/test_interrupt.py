@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from lrf import _io
+from tests.support.terminal import sigint_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(args, cwd):
     return subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=sigint_as_in_a_terminal)
 
 
 def _wait_for(path_predicate, timeout=120):

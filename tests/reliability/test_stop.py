@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.terminal import sigint_as_in_a_terminal
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,7 +45,8 @@ class FlowProcess:
         self.log = tmp / f"lrf-flow-{self.marker[-6:]}.log"
         with open(self.log, "w") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "flows.main", *args], cwd=ROOT, env=env,
-                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=sigint_as_in_a_terminal)
         self.seen: set[tuple[int, str]] = set()
         self._watching = True
         self._thread = threading.Thread(target=self._watch, daemon=True)
