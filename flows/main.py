@@ -155,7 +155,7 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lrf._signals import exit_on_sigterm, stop_started_processes
+    from lrf._signals import TERMINATED, exit_on_sigterm, stop_started_processes
 
     exit_on_sigterm()  # from the start: a SIGTERM unwinds (temporary files, the temporary server)
     # Prefect warns on import when PREFECT_HOME cannot be made; check_prefect says it in one line
@@ -188,9 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, file in summary["files"].items():
         print(f"  {name}: {summary['run_dir']}/{file}")
     return 0
-
-
-TERMINATED = 128 + signal.SIGTERM  # the exit status of a run stopped by SIGTERM (see lrf._signals)
 
 
 def _stopped(parser: argparse.ArgumentParser, how: int, params: dict) -> int:

@@ -67,11 +67,15 @@ def plot_sweep(
     ax.set_xlabel("Learning Rate")
     ax.set_ylabel("Loss")
     ax.set_title(title or f"LR range test: {len(result)} iterations, stopped: {result.stop_reason.value}")
-    if ax.get_legend_handles_labels()[0]:  # a sweep with no finite loss has nothing to label
-        ax.legend(loc="upper left", fontsize="small")
+    _legend(ax, "upper left")
     if path is not None:
         save_figure(ax.figure, path)
     return ax
+
+
+def _legend(ax, loc: str) -> None:
+    if ax.get_legend_handles_labels()[0]:  # nothing finite to draw, nothing to label: no empty legend
+        ax.legend(loc=loc, fontsize="small")
 
 
 def save_figure(figure, path: str | os.PathLike) -> Path:
@@ -118,8 +122,7 @@ def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recom
     ax.set_xlabel("Iteration")
     ax.set_ylabel("Loss")
     ax.set_title("Candidate trainings from the same initial weights and batches")
-    if ax.get_legend_handles_labels()[0]:  # a sweep with no finite loss has nothing to label
-        ax.legend(loc="upper right", fontsize="small")
+    _legend(ax, "upper right")
     if path is not None:
         save_figure(ax.figure, path)
     return ax
