@@ -365,7 +365,7 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
             ["what", "rate", "held-out loss ÷ grid best", "accuracy − grid best (points)", "held-out loss",
              "held-out accuracy", "compute ÷ grid"], rows,
             note=("`inf` = diverged." + (" The grid's best is at its edge." if edge else "")
-                  + (f" Refine rungs: " + "; ".join(
+                  + (" Refine rungs: " + "; ".join(
                       f"to {g['end']}: " + ", ".join(f"{lr:.3g}" for lr in g["rates"])
                       for g in s["variants"]["refine"]["rungs"]) if "refine" in s["variants"] else "")
                   + (" Range alternative rungs: " + "; ".join(

@@ -37,12 +37,12 @@ JOB_TASKS = ("initialise-model", "lr-sweep", "train-candidate")
 STARTUP = {
     "python -c pass (interpreter)": ["-c", "pass"],
     "python -c 'import mxnet'": ["-c", "import mxnet"],
-    "python -c 'import lrf.gluon.jobs' (the caller's side of a job)": ["-c", "import lrf.gluon.jobs"],
-    "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'":
-        ["-c", "import lrf.gluon.jobs, lrf.gluon.experiment"],
+    "python -c 'import lrf.jobs' (the caller's side of a job)": ["-c", "import lrf.jobs"],
+    "a job's imports: python -c 'import lrf.jobs, lrf.gluon.experiment'":
+        ["-c", "import lrf.jobs, lrf.gluon.experiment"],
     "python -c 'import prefect'": ["-c", "import prefect"],
 }
-JOB_IMPORTS = "a job's imports: python -c 'import lrf.gluon.jobs, lrf.gluon.experiment'"
+JOB_IMPORTS = "a job's imports: python -c 'import lrf.jobs, lrf.gluon.experiment'"
 FIRST_CALL = """
 import json, time
 started = time.perf_counter()

@@ -4,7 +4,7 @@ The candidates run exactly as the flow runs them: scheduled by
 :func:`lrf.execution.lanes` (``at_once`` lanes side by side, each lane's
 candidates one after another), lane j on slot j of a Dask cluster started by
 :func:`lrf.cluster.job_cluster` with ``at_once`` workers (one
-``lrf.gluon.jobs.candidate_job`` at a time each, with
+``lrf.jobs.candidate_job`` at a time each, with
 :func:`lrf.execution.threads_per_job` OpenMP threads: MXNet's default for a
 lone worker), from the same initial parameters and batches. Each cluster is
 started once, before the rounds, and has served one job on every worker before
@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from benchmarks._common import Report, Table, cifar_available, figure, interleaved, log, module_main, ratios
 from lrf.config import CandidatePlan, Setup
-from lrf.execution import CPU_AT_ONCE, lanes
+from lrf.execution import CPU_AT_ONCE
 
 NAME = "parallel"
 PICK = 0.01  # the candidates are the flow's for this pick; none diverges, so each runs its full budget
@@ -58,47 +57,32 @@ def _unique(*values: int) -> tuple[int, ...]:
 
 
 def run_candidates(setup, init_params: Path, rates, iterations: int, cluster, folder: Path) -> tuple[float, list]:
-    """Wall seconds for the candidates as the flow schedules them on ``cluster``, and their
-    results: one thread per lane of :func:`lrf.execution.lanes` over the cluster's slots,
-    lane j on slot j (as ``flows.lr_finder.in_lanes``)."""
-    from lrf.gluon import jobs
+    """Wall seconds for the candidates as a run schedules them on ``cluster``, and their
+    results: :meth:`lrf.jobs.JobStages.train`, lanes of :func:`lrf.execution.lanes` over the
+    cluster's slots, lane j on slot j (computed again each time: ``recompute``)."""
+    from lrf.cache import WorkCache
+    from lrf.config import CandidatePlan, SweepConfig
+    from lrf.jobs import JobStages
+    from lrf.run import Training
 
-    results: list = [None] * len(rates)
-    errors: list = []
-
-    def lane(slot: int, indices: list[int]) -> None:  # one after another, as the flow's wait_for chain
-        try:
-            for i in indices:
-                out = folder / f"slots-{len(cluster.slots)}-{i}-{time.monotonic_ns()}.json"
-                results[i] = jobs.candidate_job(setup, init_params, rates[i], out, iterations=iterations,
-                                                place=jobs.Place(cluster, slot),
-                                                watch=jobs.Watch(report=lambda line: None))
-        except BaseException as error:  # noqa: BLE001 - re-raised in the caller
-            errors.append(error)
-
+    stages = JobStages(setup, SweepConfig(), CandidatePlan(iterations=max(2, iterations)), WorkCache(folder), cluster,
+                       recompute=True, report=lambda line: None)
     started = time.perf_counter()
-    workers = [threading.Thread(target=lane, args=(slot, indices))
-               for slot, indices in enumerate(lanes(len(rates), len(cluster.slots)))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    return seconds, results
+    done = stages.train(str(init_params), [Training(lr, 0, iterations, CandidatePlan.last_k) for lr in rates])
+    return time.perf_counter() - started, [result for result, _ in done]
 
 
 def measure(case: dict) -> dict:
+    from lrf.cache import WorkCache
     from lrf.cluster import job_cluster
-    from lrf.gluon import jobs
+    from lrf import jobs
 
     setup, rates, iterations = case["setup"], case["rates"], case["iterations"]
     with tempfile.TemporaryDirectory(prefix="lrf-bench-parallel-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         clusters = {a: stack.enter_context(job_cluster(setup.device, a, warm_up=jobs.warm_up))
                     for a in case["at_once"]}
-        init = jobs.init_job(setup, folder / "init.params", place=jobs.Place(clusters[min(clusters)]),
+        init = jobs.init_job(setup, WorkCache(folder), place=jobs.Place(clusters[min(clusters)]),
                              watch=jobs.Watch(report=lambda line: None))
         for a, cluster in clusters.items():  # every worker serves a job first: imports, context, data
             log(f"warming the cluster of {a} worker(s)")
@@ -121,7 +105,7 @@ def measure(case: dict) -> dict:
 def run(quick: bool) -> Report:
     report = Report(
         NAME, f"Parallel candidates: K = {K} at once vs in sequence vs one alone", quick,
-        f"K = {K} candidate trainings as the flow runs them (`lrf.gluon.jobs.candidate_job` on a Dask cluster of "
+        f"K = {K} candidate trainings as the flow runs them (`lrf.jobs.candidate_job` on a Dask cluster of "
         "at_once workers, `lrf.cluster.job_cluster`, started once and warm; scheduled by `lrf.execution.lanes`: "
         "candidate i after candidate i − at_once, lane j on worker j; `lrf.execution.threads_per_job` OpenMP "
         "threads per worker: cores // at_once, MXNet's default for at_once = 1) "

@@ -114,7 +114,7 @@ def run(quick: bool) -> Report:
 def build_report(quick: bool, raw: dict[str, dict]) -> Report:
     """The report from the raw results alone (so it can be rebuilt from ``regret.json`` without training)."""
     import lrf
-    from lrf.gluon.preflight import DIGITS_NUM_HOLDOUT, DIGITS_NUM_TRAIN
+    from lrf.datasets import DIGITS_NUM_HOLDOUT, DIGITS_NUM_TRAIN
 
     budget = CandidatePlan.iterations  # the full digits case's
     passes = budget * Setup.batch_size / DIGITS_NUM_TRAIN

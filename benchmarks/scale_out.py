@@ -1,7 +1,7 @@
 """Scale out: what running jobs on Dask workers costs, against the work and against MXNet's import.
 
 The jobs of a run (initialise, sweep, candidates) run on Dask workers that import
-MXNet once and serve many jobs (:mod:`lrf.cluster`, :mod:`lrf.gluon.jobs`). Four
+MXNet once and serve many jobs (:mod:`lrf.cluster`, :mod:`lrf.jobs`). Four
 parts, each interleaving what it compares in rounds:
 
 1. **Jobs on a warm worker** (a cluster of one worker, MXNet's default threads,
@@ -11,7 +11,7 @@ parts, each interleaving what it compares in rounds:
    a function that does nothing), an empty job carrying ResNet-18's initial
    parameters by value, one training iteration timed on that worker, and two fresh
    processes: ``import mxnet`` and a job's imports as every job paid them before
-   the Dask execution (``import lrf.gluon.jobs, lrf.gluon.experiment``).
+   the Dask execution (``import lrf.jobs, lrf.gluon.experiment``).
 2. **K candidates on K workers** (K = 2, one worker per core, small-cnn on digits):
    both at once vs one alone on the same cluster.
 3. **The default digits flow** as a user runs it (``lrf-flow`` in a fresh process,
@@ -38,6 +38,7 @@ from pathlib import Path
 
 from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available, figure, interleaved, log,
                                 module_main, ratios, timed)
+from lrf.cache import WorkCache
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.execution import CPU_AT_ONCE, lanes, threads_per_job
 
@@ -45,7 +46,7 @@ NAME = "scale_out"
 K = 2  # candidates on as many workers: one per core of this machine
 LR = 0.01  # a rate no candidate diverges at (the parallel benchmark's pick)
 IMPORT_MXNET = ("-c", "import mxnet")
-JOB_IMPORTS = ("-c", "import lrf.gluon.jobs, lrf.gluon.experiment")  # what each job's own process imported before
+JOB_IMPORTS = ("-c", "import lrf.jobs, lrf.gluon.experiment")  # what each job's own process imported before
 FLOW_TIMEOUT = 3600.0
 # part 4 (about 35 min on these 2 shared cores: the flow, then its init and sweep again) runs when this is 1
 CIFAR_FLOW = "LRF_BENCH_CIFAR_FLOW"
@@ -55,9 +56,9 @@ LAST_LINE = {"folder": "Task run 'create-run-folder", "init": "Task run 'initial
 
 
 def _quiet():
-    from lrf.gluon import jobs
+    from lrf import jobs
 
-    return jobs.Watch(report=lambda line: None)
+    return jobs.Watch(report=lambda line: None, recompute=True)  # measured again each time: never reused
 
 
 def _env(**updates: str) -> dict:
@@ -83,7 +84,7 @@ def fresh_process(args) -> float:
 def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     from benchmarks import _on_worker as on_worker
     from lrf.cluster import job_cluster, run_job
-    from lrf.gluon import jobs
+    from lrf import jobs
 
     if cifar_available():
         from benchmarks._engine import cifar_with_small_holdout
@@ -100,20 +101,19 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     quiet = _quiet()
     with job_cluster("cpu", 1, warm_up=jobs.warm_up) as cluster:
         place = jobs.Place(cluster, 0)
-        init = jobs.init_job(setup, folder / "jobs-init.params", place=place, watch=quiet)
+        cache = WorkCache(folder)
+        init = jobs.init_job(setup, cache, place=place, watch=quiet)
         params = init.read_bytes()
         # the worker serves every kind of job once before the clock runs
-        jobs.candidate_job(setup, init, LR, folder / "jobs-warm.json", place=place, iterations=1, last_k=1,
-                           watch=quiet)
+        jobs.candidate_job(setup, init, LR, cache, place=place, iterations=1, last_k=1, watch=quiet)
         run_job(cluster, 0, on_worker.iteration_seconds, setup.to_dict(), LR)
         run_job(cluster, 0, on_worker.receive, inputs={"init_params": params})
         run_job(cluster, 0, on_worker.nothing)
         own: list[float] = []
 
         def candidate() -> float:
-            out = folder / f"jobs-candidate-{time.monotonic_ns()}.json"
             started = time.perf_counter()
-            result = jobs.candidate_job(setup, init, LR, out, place=place, iterations=1, last_k=1, watch=quiet)
+            result, _ = jobs.candidate_job(setup, init, LR, cache, place=place, iterations=1, last_k=1, watch=quiet)
             wall = time.perf_counter() - started
             own.append(result.seconds)
             return wall
@@ -169,7 +169,7 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
          med["empty job + initial parameters"], med["empty job + initial parameters"] / med["iteration"]],
         ["a fresh process: `import mxnet`", med["fresh process: import mxnet"],
          med["fresh process: import mxnet"] / med["iteration"]],
-        ["a fresh process: a job's imports (`import lrf.gluon.jobs, lrf.gluon.experiment`), as each job paid before",
+        ["a fresh process: a job's imports (`import lrf.jobs, lrf.gluon.experiment`), as each job paid before",
          med["fresh process: a job's imports"], med["fresh process: a job's imports"] / med["iteration"]],
     ]
     report.tables.append(Table(f"{label}: jobs on a warm worker (medians over rounds)",
@@ -185,7 +185,7 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
 def parallel_part(report: Report, quick: bool, folder: Path) -> None:
     from benchmarks.parallel import run_candidates
     from lrf.cluster import job_cluster
-    from lrf.gluon import jobs
+    from lrf import jobs
 
     setup = Setup()
     rates = tuple(LR * m for m in CandidatePlan.candidate_multipliers)[:K]
@@ -194,7 +194,7 @@ def parallel_part(report: Report, quick: bool, folder: Path) -> None:
     label = f"small-cnn / digits: K={K} candidates on {K} workers (one per core) / one candidate alone"
     log(f"K = {K} candidates on {K} workers: {rounds} rounds, {iterations} iterations")
     with job_cluster(setup.device, K, warm_up=jobs.warm_up) as cluster:
-        init = jobs.init_job(setup, folder / "parallel-init.params", place=jobs.Place(cluster), watch=_quiet())
+        init = jobs.init_job(setup, WorkCache(folder), place=jobs.Place(cluster), watch=_quiet())
         run_candidates(setup, init, rates[:1] * K, 1, cluster, folder)  # every worker serves a job first
         own: dict[str, list[float]] = {}
 
@@ -428,7 +428,7 @@ def run(quick: bool) -> Report:
         "worker, MXNet's default threads), as the figure it is compared with (1.115 before the Dask execution, "
         "`orchestration`) was measured.",
         "The empty job, the parameters job and the iteration are `lrf.cluster.run_job` calls of "
-        "`benchmarks/_on_worker.py` functions; the candidates are `lrf.gluon.jobs.candidate_job`, as the flow's "
+        "`benchmarks/_on_worker.py` functions; the candidates are `lrf.jobs.candidate_job`, as the flow's "
         "tasks call it.",
     ]
     return report

@@ -11,19 +11,17 @@ from typing import Annotated, Literal
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from lrf.candidates import continued, survivors
 from lrf.config import CRITERION_NAMES, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
 from lrf.cluster import job_cluster
-from lrf.execution import Execution, lanes
-from lrf.gluon.jobs import warm_up
+from lrf.execution import Execution
+from lrf.jobs import warm_up
+from lrf.run import run
 from lrf.runs import DEFAULT_OUTPUT_ROOT
 from tasks.dataset import prepare_dataset
 from tasks.inputs import check_inputs
-from tasks.model import initialise_model
 from tasks.report import report
 from tasks.run_folder import create_run_folder
-from tasks.sweep import lr_sweep, select_lr
-from tasks.train import train_candidate
+from tasks.stages import TaskStages
 
 
 # Typed parameters: Prefect turns them into the deployment's form and the server's checks
@@ -138,49 +136,8 @@ def lr_finder(
     with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=warm_up) as jobs_on:
         get_run_logger().info("jobs run on %s: %s", jobs_on.address, ", ".join(f"{s.worker} ({s.label})"
                                                                               for s in jobs_on.slots))
-        initialised = initialise_model(setup, folders.cache_dir, jobs_on, execution.recompute, init_params,
-                                       return_state=True)
-        init_params, reused = initialised.result(), _reused(["initialise-model"], [initialised])
-        sweeps = in_lanes(lr_sweep, [dict(setup=setup.with_batch_order(r), config=config, init_params=init_params,
-                                          cache_dir=folders.cache_dir, cluster=jobs_on, recompute=execution.recompute)
-                                     for r in range(candidate_plan.sweeps)], len(jobs_on.slots))
-        results = [sweep.result() for sweep in sweeps]
-        reused += _reused([f"lr-sweep {r}" for r in range(len(sweeps))], [sweep.state for sweep in sweeps])
-        selection = select_lr(results, candidate_plan)
-
-        # rung by rung (the reference plan has one); survivors go on from their saved state
-        rates = list(selection.candidates)
-        trained: list[list] = []
-        latest, states = {}, {}
-        for number, (count, start, end) in enumerate(candidate_plan.rung_schedule(len(rates))):
-            rates = survivors([latest[lr] for lr in rates], count) if number else rates
-            if not rates:  # every candidate diverged
-                break
-            futures = in_lanes(train_candidate, [
-                dict(setup=setup, init_params=init_params, lr=lr, plan=candidate_plan, cache_dir=folders.cache_dir,
-                     cluster=jobs_on, start=start, end=end, resume_from=states.get(lr), recompute=execution.recompute)
-                for lr in rates], len(jobs_on.slots))
-            for lr, future in zip(rates, futures):
-                segment, states[lr] = future.result()
-                latest[lr] = continued(latest.get(lr), segment)
-            reused += _reused([f"train-candidate lr={lr:.4g} to {end}" for lr in rates], [f.state for f in futures])
-            trained.append([latest[lr] for lr in rates])
-    return report(folders.run_dir, setup, init_params, results, selection, candidate_plan, execution, trained, reused)
-
-
-def _reused(names: list[str], states: list) -> list[str]:
-    """The names of the jobs whose task says it read its result back from the cache."""
-    return [name for name, state in zip(names, states) if state.name == "Reused"]
-
-
-def in_lanes(task, calls: list[dict], width: int) -> list:
-    """Submit ``task`` once per keyword-argument dict, in ``width`` lanes side by side
-    (:func:`lrf.execution.lanes`): lane j runs on the cluster's slot j (``slot=j``), one
-    call after another; the futures, in call order."""
-    futures: list = [None] * len(calls)
-    for slot, lane in enumerate(lanes(len(calls), width)):
-        previous = []
-        for i in lane:
-            futures[i] = task.submit(**calls[i], slot=slot, wait_for=previous)
-            previous = [futures[i]]
-    return futures
+        stages = TaskStages(setup, config, candidate_plan, folders.cache_dir, jobs_on, init_params=init_params,
+                            recompute=execution.recompute)
+        outcome = run(stages, candidate_plan)
+    return report(folders.run_dir, setup, outcome.init_params, list(outcome.sweeps), outcome.selection,
+                  candidate_plan, execution, [list(rung) for rung in outcome.rungs], stages.reused)

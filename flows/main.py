@@ -138,8 +138,7 @@ def _read_config(parser: argparse.ArgumentParser, path: Path, known: dict) -> di
 def validate(parser: argparse.ArgumentParser, params: dict) -> None:
     """Every check the flow's first tasks make, here, so a bad value exits 2 before Prefect starts."""
     from lrf.cluster import check_cluster
-    from lrf.gluon.params_file import check_init_params
-    from lrf.gluon.preflight import prepare_setup
+    from lrf.engine import engine_for, prepare_setup
     from lrf.runs import check_output_root
 
     try:
@@ -147,7 +146,7 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         prepare_setup(built[Setup])
         check_output_root(params["output_root"])
         check_cluster(built[Execution].cluster)
-        check_init_params(params["init_params"])
+        engine_for().check_init_params(params["init_params"])
     except (ValueError, TypeError) as error:
         match = re.search(r"\b([a-z_]+)=", str(error))
         option = f"argument --{match.group(1).replace('_', '-')}: " if match and match.group(1) in params else ""

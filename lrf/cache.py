@@ -1,15 +1,21 @@
-"""Reading finished work back from the work cache: verified, or set aside and done again.
+"""The work cache: one owner for its keys, file names, work records, verification and setting aside.
 
-A file in ``output_root/cache/`` is used only if it is complete, parseable and
-*about the work asked for*. So every result records the work that produced it
-(its ``work``: the job and every input that determines its numbers, among them
-the data's fingerprint and the SHA-256 of the parameters it started from) and a
+Finished work (initial parameters, sweeps, candidate trainings) is kept in
+``output_root/cache/`` and reused by any run that asks for the same work. One
+identity per piece of work: its *work record* (the job and every input that
+determines its numbers: the setup's fields, the data's fingerprint
+(:func:`lrf.datasets.data_fingerprint`), the SHA-256 of the parameters it starts
+from, rate, iterations, ...; :func:`init_work`, :func:`sweep_work`,
+:func:`candidate_work`). Its file name is ``JOB-KEY.json`` (or ``.params``), KEY a hash
+of that record (:meth:`WorkCache.file_for`), and the file records it too, with a
 SHA-256 of its own content; a parameters file has a sidecar ``NAME.json`` with the
 same, written before the parameters are renamed into place (so parameters without
-a sidecar were never finished by this lrf). A reader compares the recorded work
-with the work asked for, and the digests with the bytes; a file that fails is
-renamed aside (``NAME.corrupt-TIMESTAMP``, kept for a person to look at), a
-warning names it, and the work is done again. Nothing unverifiable is ever used.
+a sidecar were never finished by this lrf).
+
+A reader (:func:`read_or_compute`) compares the recorded work with the work asked
+for, and the digests with the bytes; a file that fails is renamed aside
+(``NAME.corrupt-TIMESTAMP``, kept for a person to look at), a warning names it, and
+the work is done again. Nothing unverifiable is ever used.
 
 Framework-free: the checks run in the orchestrating process, before a job starts.
 
@@ -17,6 +23,8 @@ Framework-free: the checks run in the orchestrating process, before a job starts
 >>> text = stamp('{"losses": [2.3]}', work)
 >>> checked_json_text(text, work)["losses"]
 [2.3]
+>>> WorkCache("cache").file_for(work, ".json").name == f"sweep-{work_key(work)}.json"
+True
 """
 
 from __future__ import annotations
@@ -27,16 +35,133 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+import logging
+from typing import Any, Callable
 
 from lrf import _io
 
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 3  # bump when a change to lrf makes cached work wrong (3: a file is named by its work record)
 PARAMS_FORMAT = "lrf-cache-params"
 SET_ASIDE = "corrupt"  # a file that failed verification becomes NAME.corrupt-TIMESTAMP
 
 
 class Unusable(ValueError):
     """A cached file that must not be used; the message says why."""
+
+
+# --- the work and where its result lives ---------------------------------------------
+
+
+def work_key(*parts) -> str:
+    """A short name for a piece of work: a hash of everything that determines it.
+
+    >>> work_key({"model": "small-cnn"}, 0.1) == work_key({"model": "small-cnn"}, 0.1)
+    True
+    """
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def work_fields(setup) -> dict:
+    """What of a :class:`lrf.config.Setup` determines a job's numbers, the data's content
+    included (its fingerprint): for work records. Computed without a framework."""
+    from lrf.datasets import data_fingerprint
+
+    return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.source)}
+
+
+def init_work(setup) -> dict:
+    """The work of initialising ``setup``'s model."""
+    return {"job": "init", "setup": work_fields(setup)}
+
+
+def sweep_work(setup, config, init_params: str | os.PathLike) -> dict:
+    """The work of a sweep with ``config`` (a :class:`lrf.config.SweepConfig`) from ``init_params``."""
+    return {"job": "sweep", "setup": work_fields(setup), "config": config.to_dict(),
+            "init_params": sha256_or_none(init_params)}
+
+
+def candidate_work(setup, init_params: str | os.PathLike, lr: float, iterations: int, last_k: int,
+                   start: int = 0, resume_from: str | os.PathLike | None = None, saves_state: bool = False) -> dict:
+    """The work of training ``lr`` for ``iterations`` from ``init_params`` (or on from
+    ``resume_from``, a state at iteration ``start``), saving its state at the end if ``saves_state``."""
+    return {"job": "candidate", "setup": work_fields(setup), "init_params": sha256_or_none(init_params),
+            "lr": lr, "iterations": iterations, "last_k": last_k, "start": start,
+            "resume_from": None if resume_from is None else sha256_or_none(resume_from),
+            "saves_state": saves_state}
+
+
+def sha256_or_none(path: str | os.PathLike):
+    """A file's SHA-256 for a work record; None if it is missing (the job then fails, naming it)."""
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        return None
+
+
+class WorkCache:
+    """The work cache folder (``output_root/cache``): where each piece of work's result lives.
+
+    >>> cache = WorkCache("/tmp/c")
+    >>> cache.state_file_for({"job": "candidate"}).name.startswith("state-")
+    True
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def file_for(self, work: dict, suffix: str) -> Path:
+        """``JOB-KEY{suffix}``: the result of ``work``, named by its work record."""
+        return self.folder / f"{work['job']}-{work_key(work)}{suffix}"
+
+    def state_file_for(self, work: dict) -> Path:
+        """Where a training that goes on later keeps its state: ``state-KEY.params``."""
+        return self.folder / f"state-{work_key(work)}.params"
+
+    def copy_in(self, source: str | os.PathLike, prefix: str = "init-given") -> Path:
+        """``source`` copied in as ``PREFIX-KEY.params``, KEY the start of its SHA-256: work
+        from it is keyed by the file's content (an edited file is other work), and the run
+        uses a copy that a later edit of ``source`` cannot reach. A copy already there with
+        the same SHA-256 is used as it is."""
+        digest = file_sha256(source)
+        target = self.folder / f"{prefix}-{digest[:16]}.params"
+        if not (target.is_file() and file_sha256(target) == digest):
+            _io.copy_file(source, target)
+        return target
+
+
+def read_or_compute(job: str, out: Path, read: Callable[[Path], Any], compute: Callable[[], None], *,
+                    recompute: bool = False, report: Callable[[str], None] = log.info,
+                    reused: Callable[[Path], None] | None = None) -> Any:
+    """``read(out)`` if ``out`` exists and verifies (and not ``recompute``); else (a failing
+    ``out`` set aside first, with a warning naming it) ``compute()``, which writes ``out``,
+    and ``read(out)``.
+
+    Raises:
+        RuntimeError: what ``compute`` wrote does not verify (naming the job and the file).
+    """
+    if out.is_file() and not recompute:
+        seen = out.stat()
+        try:
+            result = read(out)
+        except Exception as error:  # fail closed: whatever does not read back is not used
+            aside = set_aside(out, seen)
+            message = (f"{job}: cached {out} cannot be used: {error}; "
+                       + (f"set aside as {aside.name}; " if aside else "") + "computing it again")
+            log.warning(message)
+            report(f"warning: {message}")
+        else:
+            report(f"{job}: reusing {out}")
+            if reused is not None:
+                reused(out)
+            return result
+    compute()
+    try:
+        return read(out)
+    except Exception as error:
+        raise RuntimeError(f"lrf job {job!r} wrote {out}, which does not verify: {error}") from None
 
 
 # --- JSON results --------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""``lrf find``: one learning-rate range test from the terminal.
+"""``lrf find``: one learning-rate range test from the terminal, and with ``--check`` the run.
 
 Writes ``sweep.csv``, ``sweep.png`` and ``summary.json`` (last, so a folder with a
-summary is complete) into the output folder and prints the suggestion. Usage
+summary is complete) into the output folder and prints the suggestion. With
+``--check`` it does what the flow does, without Prefect (:func:`lrf.run.run` over
+jobs in this process): initialise, sweep, train the candidates, recommend, and
+writes the flow's artifacts (the same ``summary.json``); finished work is kept in
+and reused from the work cache the flow uses (``--cache``). Usage
 errors exit with status 2 and name the option. The output folder is claimed
 before the sweep (:func:`lrf.runs.claim_output`): a run that could not write its
 results, or whose folder another run has, does no work.
@@ -15,14 +19,13 @@ import logging
 import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
 from lrf import _io
-from lrf.config import CRITERION_NAMES, DATA_FORMS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
+from lrf.config import CRITERION_NAMES, DATA_FORMS, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
 from lrf.rules import cyclical_range, suggest
-from lrf.runs import DEFAULT_OUTPUT_ROOT, check_can_create, claim_output
+from lrf.runs import CACHE_DIR, CLAIM_FILE, DEFAULT_OUTPUT_ROOT, check_can_create, claim_output, run_folder_name
 
 SUMMARY_FORMAT = "lrf-find-summary"
 
@@ -65,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--max-lr", type=float, default=SweepConfig.max_lr, help="never train above this rate")
     sweep.add_argument("--criterion", default=SweepConfig.criterion, choices=CRITERION_NAMES,
                        help="stopping criterion")
+    check = find.add_argument_group("check the pick by training (as the flow does)")
+    check.add_argument("--check", action="store_true",
+                       help="train the candidates from the same initial weights and recommend the best")
+    check.add_argument("--plan", default=CandidatePlan.plan, choices=PLANS,
+                       help="reference: the pick, 10x and 0.1x; refine: successive halving around the pick")
+    check.add_argument("--iterations", type=int, default=CandidatePlan.iterations,
+                       help="training iterations per candidate")
+    check.add_argument("--sweeps", type=int, default=CandidatePlan.sweeps,
+                       help="range tests on different batch orders; the pick is their median")
+    check.add_argument("--cache", type=Path, default=Path(DEFAULT_OUTPUT_ROOT) / CACHE_DIR,
+                       help="work cache: finished work is reused from it (the flow's, by default)")
     output = find.add_argument_group("suggestion and output")
     output.add_argument("--rule", default=CandidatePlan.rule, choices=RULE_NAMES, help="suggestion rule to report")
     output.add_argument("--out", type=Path, default=None,
@@ -92,18 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    config, setup, out = _validated(parser, args)
+    config, plan, setup, out = _validated(parser, args)
     try:  # the folder is this run's before the sweep: a run that cannot write its results does no work
         claim = claim_output(out)
     except ValueError as error:
         parser.exit(2, f"{parser.prog} find: error: argument --out: {error}\n")
     try:
-        code = _sweep_and_write(parser, args, config, setup, out)
+        if args.check:
+            code = _check_and_write(parser, args, config, plan, setup, out)
+        else:
+            code = _sweep_and_write(parser, args, config, setup, out)
     except BaseException:  # an error, a usage error found late, Ctrl-C, SIGTERM: leave nothing behind
         if (out / OUTPUTS[-1]).is_file():  # ... unless the results are whole (a print failed after)
             claim.complete()
-        else:
-            claim.release(written=OUTPUTS)
+        else:  # the folder was claimed empty: whatever is in it now, this run wrote
+            claim.release(written=tuple(p.name for p in out.iterdir() if p.name != CLAIM_FILE))
         raise
     claim.complete()
     return code
@@ -119,7 +136,7 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
         learner = open_learner(setup, args.init_params)
     except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
         _usage_error(parser, error)
-    from lrf.gluon.preflight import DataError
+    from lrf.datacheck import DataError
 
     started = time.perf_counter()
     with learner, ProgressBar(config, enabled=not args.no_progress) as progress:
@@ -169,6 +186,46 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
     return 0
 
 
+def _check_and_write(parser, args, config: SweepConfig, plan: CandidatePlan, setup: Setup, out: Path) -> int:
+    """The run of the flow, here: :func:`lrf.run.run` over jobs in this process; its artifacts in ``out``."""
+    from lrf.cache import WorkCache
+    from lrf.cluster import InProcess
+    from lrf.datacheck import DataError
+    from lrf.jobs import JobStages
+    from lrf.report import write_report
+    from lrf.run import run
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    say = (lambda line: None) if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    stages = JobStages(setup, config, plan, WorkCache(args.cache), InProcess(str(setup.device_spec)),
+                       init_params=args.init_params, report=say)
+    started = time.perf_counter()
+    try:
+        outcome = run(stages, plan)
+    except ValueError as error:  # e.g. parameters of another model: named, no output
+        _usage_error(parser, error)
+    except RuntimeError as error:
+        if isinstance(error.__cause__, DataError):  # bad data met in training: named, no output
+            _usage_error(parser, error.__cause__)
+        raise
+    summary = write_report(out, setup={**setup.to_dict(), "init_params": args.init_params},
+                           init_params=outcome.init_params, results=list(outcome.sweeps),
+                           selection=outcome.selection, plan=plan, execution={"executor": InProcess.address},
+                           rungs=[list(rung) for rung in outcome.rungs], reused=stages.reused)
+    pick, recommendation = outcome.selection.suggestion, outcome.recommendation
+    print(f"run: {summary['sweep']['iterations']} sweep iterations and {summary['compute']['candidate_iterations']} "
+          f"candidate iterations in {time.perf_counter() - started:.1f} s"
+          + (f", {len(stages.reused)} job(s) reused from {args.cache}" if stages.reused else ""))
+    print(f"rule {plan.rule} picked: " + (f"{pick.lr:.3g}" if pick.ok else f"nothing ({pick.reason})"))
+    if recommendation.lr is not None:
+        print(f"recommended learning rate: {recommendation.lr:.4g}")
+    else:
+        print("no recommended learning rate")
+    print(f"evidence: {recommendation.evidence}")
+    print(f"written: {out} (summary.json, final_losses.md, sweep.png, candidates.png, ...)")
+    return 0
+
+
 def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """Every check that needs no data loaded: all before anything runs or is written."""
     try:
@@ -177,21 +234,22 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
             smoothing=args.smoothing, min_iter=args.min_iter, criterion=args.criterion,
             max_iter=args.max_iter, max_lr=args.max_lr,
         )
-        from lrf.gluon.preflight import prepare_setup
+        plan = CandidatePlan(rule=args.rule, plan=args.plan, iterations=args.iterations, sweeps=args.sweeps)
+        from lrf.engine import engine_for, prepare_setup
 
         setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
                                        batch_size=args.batch_size, seed=args.seed, workers=args.workers))
-        from lrf.gluon.params_file import check_init_params
-
-        check_init_params(args.init_params)
+        engine_for().check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, error)
-    out = args.out or Path(DEFAULT_OUTPUT_ROOT) / f"find-{datetime.now():%Y%m%d-%H%M%S}-{_short_id()}"
+    out = args.out or Path(DEFAULT_OUTPUT_ROOT) / run_folder_name("find")
     try:  # claimed (created) by run_find once everything else is known to be valid
         check_can_create(out, "out")
+        if args.check:
+            check_can_create(args.cache, "cache")
     except ValueError as error:
-        parser.error(f"argument --out: {error}")
-    return config, setup, out
+        parser.error(f"argument --{str(error).partition('=')[0]}: {error}")
+    return config, plan, setup, out
 
 
 def _usage_error(parser: argparse.ArgumentParser, error: Exception):
@@ -199,12 +257,6 @@ def _usage_error(parser: argparse.ArgumentParser, error: Exception):
     match = re.search(r"\b([a-z_]+)=", str(error))
     name = {"num_workers": "workers"}.get(match.group(1), match.group(1)) if match else None
     parser.exit(2, f"{parser.prog} find: error: argument --{(name or 'data').replace('_', '-')}: {error}\n")
-
-
-def _short_id() -> str:
-    import secrets
-
-    return secrets.token_hex(2)
 
 
 class ProgressBar:

@@ -82,6 +82,26 @@ class ClusterRef:
         return self.slots[index % len(self.slots)]
 
 
+@dataclass(frozen=True)
+class InProcess:
+    """Jobs run in this process, one after another, on ``device``: no cluster to start (the
+    CLI's executor; the same interface as :class:`ClusterRef` for :mod:`lrf.jobs`)."""
+
+    device: str = "cpu"
+    address = "this process"
+    started = True
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        return (Slot(IN_PROCESS, self.device, self.device),)
+
+    def slot(self, index: int) -> Slot:
+        return self.slots[0]
+
+
+IN_PROCESS = "this process"  # the worker name of a job run by InProcess
+
+
 def local_slots(devices: Sequence[DeviceSpec], at_once: int | None, cores: int | None = None) -> list[Slot]:
     """The workers a cluster of our own gets: ``at_once`` (default :data:`CPU_AT_ONCE`) on
     CPU, which share the cores; one per GPU otherwise (the first ``at_once`` GPUs)."""
@@ -111,7 +131,7 @@ def job_cluster(device: str, at_once: int | None = None, address: str | None = N
     end, an exception, KeyboardInterrupt or SystemExit included: no worker outlives it).
 
     ``device`` is a run's device text, already checked (see
-    :func:`lrf.gluon.preflight.prepare_setup`: ``gpu:all`` is resolved there). With
+    :func:`lrf.engine.prepare_setup`: ``gpu:all`` is resolved there). With
     ``address``, it must name one device: the one each of that cluster's workers uses.
     ``warm_up`` (e.g. import the engine) is run once on every slot's worker at once, as a
     job queued before any other: the slots that wait for their first job meanwhile get
@@ -259,6 +279,8 @@ def run_job(ref: ClusterRef, slot: int, function: Callable, *args: Any, inputs: 
     ``inputs`` (files' bytes) travel with the task. A caller interrupted (KeyboardInterrupt, SystemExit)
     cancels the job. Raises :class:`JobFailed` (a worker that died, repeatedly, included).
     """
+    if isinstance(ref, InProcess):
+        return _run_here(function, args, inputs, on_event, name)
     from distributed import KilledWorker
 
     client = client_for(ref.address)
@@ -292,15 +314,33 @@ def run_job(ref: ClusterRef, slot: int, function: Callable, *args: Any, inputs: 
             client.unsubscribe_topic(topic)
 
 
+_HERE: dict[str, Callable[[dict], None]] = {}  # the topics of the jobs running in this process
+
+
+def _run_here(function: Callable, args: tuple, inputs: dict[str, bytes] | None,
+              on_event: Callable[[dict], None], name: str) -> Any:
+    topic = f"{name}-{uuid.uuid4().hex}"
+    _HERE[topic] = on_event  # the job's events go straight to its caller: the same thread
+    try:
+        return function(*args, inputs or {}, topic)
+    finally:
+        _HERE.pop(topic, None)
+
+
 def send_event(topic: str, event: dict) -> None:
-    """On a worker: send ``event`` (plain JSON-like values) to the job's caller."""
+    """Where a job runs: send ``event`` (plain JSON-like values) to the job's caller."""
+    if topic in _HERE:
+        _HERE[topic](event)
+        return
     from distributed import get_worker
 
     get_worker().log_event(topic, event)
 
 
 def where() -> dict[str, str]:
-    """On a worker: which worker this is, for a result's placement."""
+    """Where a job runs: which worker this is, for a result's placement."""
+    if _HERE:  # a job run by InProcess (a Dask worker never runs one)
+        return {"worker": IN_PROCESS, "address": "", "host": socket.gethostname(), "pid": str(os.getpid())}
     from distributed import get_worker
 
     worker = get_worker()

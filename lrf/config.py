@@ -6,7 +6,7 @@ classes. Each class validates its fields at construction, cheaply (syntax, range
 choices: no file is opened, no framework imported), so a process validates its
 input once, at its entry, and passes the value objects around. What the engine
 must check on top (files, model names, devices) is
-:func:`lrf.gluon.preflight.prepare_setup`.
+:func:`lrf.engine.prepare_setup`.
 
 How the work is *executed* (how many jobs at once, where) is not part of what a
 run is: see :mod:`lrf.execution`.
@@ -113,7 +113,7 @@ def parse_device_spec(text: str) -> DeviceSpec:
 def parse_devices(text: str) -> tuple[DeviceSpec, ...]:
     """Parse a run's devices: ``cpu``, ``gpu``, ``gpu:N`` or a list of GPUs ``gpu:0,gpu:2``
     (syntax only). ``gpu:all`` is resolved by the engine, which counts the GPUs
-    (:func:`lrf.gluon.preflight.prepare_setup`); here it parses to no device.
+    (:func:`lrf.engine.prepare_setup`); here it parses to no device.
 
     Raises:
         ValueError: another form, ``cpu`` in a list, or a GPU listed twice, naming ``device=``.
@@ -149,7 +149,7 @@ class Setup:
         data: a data-source text: digits (offline default), cifar10[:ROOT],
             rec:PATH/train.rec, folder:PATH.
         model: a model name; None picks :func:`default_model` for the data. Which names
-            exist is the engine's business (:func:`lrf.gluon.preflight.check_model_name`).
+            exist is the engine's business (:func:`lrf.gluon.engine.check_model_name`).
         device: "cpu" (default), "gpu", "gpu:N", a list of GPUs "gpu:0,gpu:2" or
             "gpu:all": candidates are placed one per device, the sweep on the first.
         batch_size: samples per batch (128, the reference).
@@ -194,7 +194,7 @@ class Setup:
     def device_spec(self) -> DeviceSpec:
         """The one device a job of this setup uses (the first of a list: the sweep's)."""
         if not self.devices:
-            raise ValueError(f"device={self.device!r} is not resolved to GPUs yet (lrf.gluon.preflight.prepare_setup)")
+            raise ValueError(f"device={self.device!r} is not resolved to GPUs yet (lrf.engine.prepare_setup)")
         return self.devices[0]
 
     def on_device(self, device: str) -> "Setup":

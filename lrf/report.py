@@ -17,6 +17,7 @@ from lrf.candidates import MEASURE_LABELS, CandidateResult, Selection, final_los
 from lrf.config import REFERENCE_MULTIPLIERS, CandidatePlan
 from lrf.result import SweepResult
 from lrf.rules import cyclical_range
+from lrf.run import last_rung
 from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
@@ -80,7 +81,7 @@ def write_report(
     plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
 
     candidates = latest_results(rungs)
-    recommendation = recommend(selection, next((rung for rung in reversed(rungs) if rung), []))
+    recommendation = recommend(selection, last_rung(rungs))
     rows = final_loss_table(selection, candidates, recommendation)
     if candidates:
         files.update(candidate_losses="candidate_losses.csv", candidates_plot="candidates.png",

@@ -3,10 +3,9 @@
 A run folder (``root/run-...``) belongs to one run and is never reused. The
 work cache (``root/cache/``) holds what runs can share: the initial parameters,
 sweeps and candidate trainings, each under a name derived from everything that
-determines it (the data's content among it: :func:`lrf.gluon.jobs.work_fields`).
-Every file is written atomically, and what is read back is verified: whole, and
-about the work asked for (:mod:`lrf.cache`; a file that is not is set aside and the
-work done again). A run that was killed and started again with the same
+determines it (the data's content among it), and verified when read back: whole, and
+about the work asked for. :mod:`lrf.cache` owns all of that (keys, names, records,
+verification, setting aside); this module owns the folders. A run that was killed and started again with the same
 parameters finds its finished work there instead of redoing it. Deleting
 ``cache/`` at any time only costs recomputation. Run folders get copies, never
 links, of cached files: what a user does to a run folder stays there.
@@ -19,21 +18,16 @@ an output folder a user names (``lrf find --out``) is claimed atomically
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lrf._io import copy_file
-from lrf.cache import file_sha256
 
 DEFAULT_OUTPUT_ROOT = "lrf-runs"  # every run gets a new folder under it
 COMPLETE_MARKER = "summary.json"  # written last: a folder with it is complete
 CACHE_DIR = "cache"
-CACHE_VERSION = 2  # bump when a change to lrf makes cached work wrong (2: keys hold the data's fingerprint)
 
 
 @dataclass(frozen=True)
@@ -195,26 +189,11 @@ def new_run_folders(root: str | os.PathLike) -> RunFolders:
     return RunFolders(str(run_dir), str(cache_dir))
 
 
-def work_key(*parts) -> str:
-    """A short name for a piece of work: a hash of everything that determines it.
-
-    >>> work_key({"model": "small-cnn"}, 0.1) == work_key({"model": "small-cnn"}, 0.1)
-    True
-    """
-    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def cached_copy(source: str | os.PathLike, cache_dir: str | os.PathLike, prefix: str) -> Path:
-    """``source`` copied into the work cache as ``PREFIX-KEY.params``, KEY the start of its
-    SHA-256: work whose cache key holds that name is keyed by the file's content (an
-    edited file is other work), and the run uses a copy that a later edit of ``source``
-    cannot reach. A copy already there with the same SHA-256 is used as it is."""
-    digest = file_sha256(source)
-    target = Path(cache_dir) / f"{prefix}-{digest[:16]}.params"
-    if not (target.is_file() and file_sha256(target) == digest):
-        copy_file(source, target)
-    return target
+def run_folder_name(prefix: str = "run") -> str:
+    """``PREFIX-YYYYmmdd-HHMMSS-XXXXXX`` (UTC, and 6 random hex digits): the name of every
+    run's folder, the flow's (``run-``) and ``lrf find``'s (``find-``)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
 
 
 def new_run_dir(root: str | os.PathLike, prefix: str = "run") -> Path:
@@ -226,8 +205,7 @@ def new_run_dir(root: str | os.PathLike, prefix: str = "run") -> Path:
     root = Path(root).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     while True:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = root / f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+        path = root / run_folder_name(prefix)
         try:
             path.mkdir()
             return path

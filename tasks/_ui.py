@@ -10,11 +10,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 from prefect.states import Completed
 
-from lrf.gluon.jobs import Watch
+from lrf.jobs import Watch
 
 
 class JobWatch:
-    """A :class:`lrf.gluon.jobs.Watch` for a job run by a task: its lines in the run log, its
+    """A :class:`lrf.jobs.Watch` for a job run by a task: its lines in the run log, its
     fraction done in a progress artifact (inside a task run only), what it reused."""
 
     def __init__(self, title: str, recompute: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from lrf.config import Setup
-from lrf.gluon.preflight import prepare_setup
+from lrf.engine import prepare_setup
 
 
 @task(name="prepare-dataset")

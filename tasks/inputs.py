@@ -5,7 +5,7 @@ from prefect import task
 from lrf.cluster import check_cluster
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.execution import Execution
-from lrf.gluon.params_file import check_init_params
+from lrf.engine import engine_for
 from lrf.runs import check_output_root
 
 
@@ -14,7 +14,7 @@ def check_inputs(setup: dict, sweep: dict, plan: dict, execution: dict, output_r
                  init_params: str | None = None):
     """Validate every flow parameter before anything runs: (Setup, SweepConfig, CandidatePlan, Execution)."""
     check_output_root(output_root)
-    check_init_params(init_params)
+    engine_for().check_init_params(init_params)
     checked = Setup(**setup), SweepConfig(**sweep), CandidatePlan(**plan), Execution(**execution)
     check_cluster(checked[3].cluster)
     return checked

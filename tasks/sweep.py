@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 
+from lrf.cache import WorkCache
 from lrf.candidates import Selection, select
 from lrf.cluster import ClusterRef
 from lrf.config import CandidatePlan, Setup, SweepConfig
-from lrf.gluon import jobs
+from lrf.jobs import Place, sweep_job
 from lrf.result import SweepResult
-from lrf.runs import work_key
 from tasks._ui import JobWatch
 
 
@@ -19,10 +17,8 @@ def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str
     """The range test from the saved initial parameters, on ``cluster``'s slot ``slot``; progress
     goes to the run log and a progress artifact (a sweep already in the cache is reused unless
     ``recompute``)."""
-    key = work_key("sweep", jobs.work_fields(setup), config.to_dict(), Path(init_params).name)
     ui = JobWatch(f"lr-sweep (batch order seed {setup.seed})", recompute)
-    result = jobs.sweep_job(setup, config, init_params, Path(cache_dir) / f"sweep-{key}.json",
-                            place=jobs.Place(cluster, slot), watch=ui.watch)
+    result = sweep_job(setup, config, init_params, WorkCache(cache_dir), place=Place(cluster, slot), watch=ui.watch)
     return ui.outcome(result)
 
 

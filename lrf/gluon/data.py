@@ -2,7 +2,7 @@
 
 A data source is named by a short text, the ``data=`` value of the CLI and of
 flows, parsed into a :class:`lrf.config.DataSpec` (its files are checked by
-:func:`lrf.gluon.preflight.validate_data_spec`):
+:func:`lrf.datasets.validate_data_spec`):
 
 - ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside the
   sklearn wheel; the offline default (no download).
@@ -14,11 +14,11 @@ flows, parsed into a :class:`lrf.config.DataSpec` (its files are checked by
 - ``folder:PATH``: one sub-folder per class of ``.jpg``/``.jpeg``/``.png``
   images, resized to 32x32; no holdout.
 
-Before any of it trains, :func:`lrf.gluon.preflight.validate_data_spec` checks the
+Before any of it trains, :func:`lrf.datasets.validate_data_spec` checks the
 labels and classes, and a sample of the images by their headers; loading a ``rec`` or
 ``folder`` source decodes that sample; and a record or file met later that cannot be
 used (it does not decode, has another size, or a label that is no class index) stops
-the training with a :class:`lrf.gluon.preflight.DataError` naming it.
+the training with a :class:`lrf.datacheck.DataError` naming it.
 
 Every dataset yields ``(CHW float32 image, float32 label)``. ``cifar10``,
 ``rec`` and ``folder`` images are scaled to [0, 1] and normalised with the
@@ -43,8 +43,8 @@ import numpy as np
 from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
 from lrf.config import DataSpec, Setup, parse_data_spec
-from lrf.gluon.datacheck import IMAGE_SAMPLE, sample_positions
-from lrf.gluon.preflight import DIGITS_NUM_TRAIN, DataError, rec_files, rec_holdout, rec_summary, validate_data_spec
+from lrf.datacheck import IMAGE_SAMPLE, sample_positions
+from lrf.datasets import DIGITS_NUM_TRAIN, DataError, rec_files, rec_holdout, rec_summary, validate_data_spec
 from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
 
 __all__ = [

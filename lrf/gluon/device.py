@@ -5,7 +5,8 @@ from __future__ import annotations
 import mxnet as mx
 
 from lrf.config import DeviceSpec, parse_device_spec
-from lrf.gluon.preflight import check_device
+from lrf.engine import check_device
+from lrf.gluon.engine import NO_GPU_HINT
 
 
 def parse_device(device: str | DeviceSpec) -> mx.Context:
@@ -21,9 +22,9 @@ def parse_device(device: str | DeviceSpec) -> mx.Context:
     """
     spec = device if isinstance(device, DeviceSpec) else parse_device_spec(device)
     if spec.kind == "cpu":
-        check_device(spec, str(device))
+        check_device(spec, str(device), visible=0)
         return mx.cpu()
-    check_device(spec, str(device), visible=_num_gpus())
+    check_device(spec, str(device), _num_gpus(), NO_GPU_HINT)
     return mx.gpu(spec.index)
 
 

@@ -1,7 +1,7 @@
 """Put data, model, device and learner together: the engine's in-process work.
 
 Everything here takes a validated :class:`lrf.config.Setup` (completed by
-:func:`lrf.gluon.preflight.prepare_setup`) and paths, so a job process or a
+:func:`lrf.engine.prepare_setup`) and paths, so a job process or a
 worker can call it with what it was given: build a network, open a learner,
 sweep, train one candidate rate and evaluate it on the held-out split.
 """

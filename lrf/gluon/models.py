@@ -17,7 +17,8 @@ from mxnet.gluon.model_zoo import vision
 
 from lrf import _io
 from lrf.config import Setup
-from lrf.gluon.preflight import SMALL_CNN, check_model_name
+from lrf.config import SMALL_CNN
+from lrf.gluon.engine import check_model_name
 
 
 def small_cnn(classes: int = 10) -> gluon.HybridBlock:

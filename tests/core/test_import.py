@@ -19,7 +19,7 @@ def test_importing_the_flow_the_tasks_and_the_clis_leaves_mxnet_out():
     # the Prefect process orchestrates; MXNet belongs to the jobs (lrf/gluon/jobs.py)
     script = (
         "import sys\n"
-        "import flows.lr_finder, flows.main, lrf.cli, lrf.gluon.preflight\n"
+        "import flows.lr_finder, flows.main, lrf.cli, lrf.engine, lrf.gluon.engine\n"
         "import tasks.dataset, tasks.inputs, tasks.model, tasks.report, tasks.run_folder, tasks.sweep, tasks.train\n"
         "print(','.join(m for m in ('mxnet', 'sklearn') if m in sys.modules))\n"
     )

@@ -5,7 +5,7 @@ import pytest
 from lrf.cluster import ClusterRef, Slot, _worker_env, local_slots
 from lrf.config import DeviceSpec, Setup, parse_devices
 from lrf.execution import CPU_AT_ONCE, Execution, lanes
-from lrf.gluon.preflight import resolve_devices
+from lrf.engine import resolve_devices
 
 
 @pytest.mark.parametrize("text, devices", [

@@ -11,7 +11,7 @@ from PIL import Image  # installed with matplotlib, a project dependency
 
 from lrf.config import DataSpec, parse_data_spec
 from lrf.gluon.data import _digits_splits, close_loader, load_dataset, make_batch_loader, make_eval_loader
-from lrf.gluon.preflight import validate_data_spec
+from lrf.datasets import validate_data_spec
 
 
 

@@ -12,7 +12,8 @@ import pytest
 from lrf import SweepConfig
 from lrf.cluster import client_for, run_job
 from lrf.config import Setup
-from lrf.gluon import jobs
+from lrf import jobs
+from lrf.cache import WorkCache
 from lrf.gluon.experiment import run_sweep
 
 SETUP = Setup(data="digits", workers=0)
@@ -20,32 +21,32 @@ SETUP = Setup(data="digits", workers=0)
 
 @pytest.fixture(scope="module")
 def init_params(tmp_path_factory, local_jobs):
-    return jobs.init_job(SETUP, tmp_path_factory.mktemp("init") / "init.params", place=local_jobs)
+    return jobs.init_job(SETUP, WorkCache(tmp_path_factory.mktemp("init")), place=local_jobs)
 
 
 def test_initialisation_is_reproducible(init_params, tmp_path, local_jobs):
-    again = jobs.init_job(SETUP, tmp_path / "again.params", place=jobs.Place(local_jobs.cluster, 1))
+    again = jobs.init_job(SETUP, WorkCache(tmp_path), place=jobs.Place(local_jobs.cluster, 1))
     assert again.read_bytes() == Path(init_params).read_bytes()
 
 
 def test_sweep_on_a_worker_equals_the_sweep_in_process(init_params, tmp_path, local_jobs):
     lines, done = [], []
     config = SweepConfig(max_iter=60)
-    remote = jobs.sweep_job(SETUP, config, init_params, tmp_path / "sweep.json", place=local_jobs,
+    remote = jobs.sweep_job(SETUP, config, init_params, WorkCache(tmp_path), place=local_jobs,
                             watch=jobs.Watch(report=lines.append, done=done.append), report_every=20)
     here = run_sweep(SETUP, config, init_params=init_params)
     assert remote.losses == here.losses and remote.lrs == here.lrs
     assert [line.split()[:2] for line in lines[:3]] == [["iteration", "0"], ["iteration", "20"], ["iteration", "40"]]
     assert lines[-1].startswith("sweep: 60 iterations") and len(lines) == 4  # each line once
     assert done == sorted(done) and done[-1] == 1.0
-    assert (tmp_path / "sweep.json").is_file()
+    assert len(list(tmp_path.glob("sweep-*.json"))) == 1  # kept in the cache
 
 
 def test_candidates_are_paired_same_weights_same_batches_wherever_they_run(init_params, tmp_path, local_jobs):
     on = [jobs.Place(local_jobs.cluster, slot) for slot in (0, 1, 1)]
-    a = jobs.candidate_job(SETUP, init_params, 0.1, tmp_path / "a.json", place=on[0], iterations=40, last_k=5)
-    b = jobs.candidate_job(SETUP, init_params, 0.01, tmp_path / "b.json", place=on[1], iterations=40, last_k=5)
-    again = jobs.candidate_job(SETUP, init_params, 0.1, tmp_path / "c.json", place=on[2], iterations=40, last_k=5)
+    a = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "a"), place=on[0], iterations=40, last_k=5)[0]
+    b = jobs.candidate_job(SETUP, init_params, 0.01, WorkCache(tmp_path / "b"), place=on[1], iterations=40, last_k=5)[0]
+    again = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "c"), place=on[2], iterations=40, last_k=5)[0]
     assert a.losses[0] == b.losses[0]  # the first loss is before any step: same weights, same batch
     assert a.losses[1] != b.losses[1]  # then only the rate differs
     assert again.losses == a.losses  # another worker, the same numbers
@@ -55,7 +56,7 @@ def test_candidates_are_paired_same_weights_same_batches_wherever_they_run(init_
 
 
 def test_a_diverging_candidate_stops_and_says_so(init_params, tmp_path, local_jobs):
-    result = jobs.candidate_job(SETUP, init_params, 2.0, tmp_path / "x.json", place=local_jobs, iterations=200)
+    result = jobs.candidate_job(SETUP, init_params, 2.0, WorkCache(tmp_path), place=local_jobs, iterations=200)[0]
     assert result.diverged and len(result.losses) < 200 and result.holdout_loss is None
 
 
@@ -73,28 +74,28 @@ def test_large_inputs_travel_with_the_job_without_a_warning(local_jobs):
 
 def test_a_missing_input_is_named_before_any_work(tmp_path, local_jobs):
     with pytest.raises(RuntimeError, match="cannot read its init_params") as error:
-        jobs.candidate_job(SETUP, tmp_path / "missing.params", 0.1, tmp_path / "x.json", place=local_jobs,
+        jobs.candidate_job(SETUP, tmp_path / "missing.params", 0.1, WorkCache(tmp_path), place=local_jobs,
                            iterations=5)
     assert "missing.params" in str(error.value)
-    assert not (tmp_path / "x.json").exists()
+    assert not list(tmp_path.glob("candidate-*"))
 
 
 def test_an_error_on_the_worker_is_raised_here_with_its_message(tmp_path, local_jobs):
     bad = tmp_path / "bad.params"
     bad.write_bytes(b"not parameters")
     with pytest.raises(RuntimeError, match="lrf job 'candidate' failed on its worker: .*Error"):
-        jobs.candidate_job(SETUP, bad, 0.1, tmp_path / "x.json", place=local_jobs, iterations=5)
-    assert not (tmp_path / "x.json").exists()
+        jobs.candidate_job(SETUP, bad, 0.1, WorkCache(tmp_path), place=local_jobs, iterations=5)
+    assert not list(tmp_path.glob("candidate-*"))
 
 
 def test_a_job_whose_worker_is_killed_runs_again_on_another_and_completes(init_params, tmp_path, local_jobs):
-    out, started, outcome = tmp_path / "killed.json", threading.Event(), {}
+    started, outcome = threading.Event(), {}
     watch = jobs.Watch(done=lambda fraction: started.set())
 
     def train():
         try:
-            outcome["result"] = jobs.candidate_job(SETUP, init_params, 0.01, out, place=local_jobs,
-                                                   iterations=150, watch=watch)
+            outcome["result"], _ = jobs.candidate_job(SETUP, init_params, 0.01, WorkCache(tmp_path),
+                                                      place=local_jobs, iterations=150, watch=watch)
         except Exception as error:  # noqa: BLE001 (reported by the assertion below)
             outcome["error"] = error
 
@@ -107,7 +108,7 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_and_completes(init_p
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
     assert len(result.losses) == 150 and result.placement == "lrf-cpu1 (cpu)"  # the other worker finished it
-    assert out.is_file()
+    assert len(list(tmp_path.glob("candidate-*.json"))) == 1
 
 
 def _worker_pid(cluster, name: str) -> int:

@@ -2,7 +2,7 @@ import mxnet as mx
 import pytest
 
 from lrf.gluon.models import build_model, load_parameters, save_parameters
-from lrf.gluon.preflight import check_model_name, model_names
+from lrf.gluon.engine import check_model_name, model_names
 
 CTX = mx.cpu()
 

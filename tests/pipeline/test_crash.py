@@ -21,7 +21,6 @@ from tests.support.prefect_server import (
     _descendants,
     flow_run_logs,
     log_tail,
-    prefect_client,
     prefect_env,
     run_cli,
     run_deployment,

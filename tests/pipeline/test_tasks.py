@@ -12,6 +12,7 @@ from prefect.logging import disable_run_logger
 from lrf import SweepConfig, SweepResult
 from lrf.candidates import CandidateResult, Selection
 from lrf.config import CandidatePlan, Setup
+from lrf.run import Training
 from tasks.dataset import prepare_dataset
 from tasks.inputs import check_inputs
 from tasks.model import initialise_model
@@ -122,7 +123,7 @@ def test_select_lr_gives_the_reference_candidates(sweep):
 
 
 def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params, local_jobs):
-    result, state = train_candidate.fn(SETUP, init_params, 0.1, CandidatePlan(iterations=30, last_k=5), cache_dir,
+    result, state = train_candidate.fn(SETUP, init_params, Training(0.1, 0, 30, last_k=5), cache_dir,
                                        local_jobs.cluster, slot=1)
     assert state is None  # trained to the end: nothing goes on from here
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
@@ -138,7 +139,8 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
 
     plan = CandidatePlan(iterations=20, last_k=5)
     selection = select_lr.fn([sweep], plan)
-    candidates = [train_candidate.fn(SETUP, init_params, lr, plan, cache_dir, local_jobs.cluster, slot=i)[0]
+    candidates = [train_candidate.fn(SETUP, init_params, Training(lr, 0, plan.iterations, plan.last_k), cache_dir,
+                                     local_jobs.cluster, slot=i)[0]
                   for i, lr in enumerate(selection.candidates)]
     summary = report.fn(run_dir, SETUP, init_params, [sweep], selection, plan, Execution(), [candidates])
     files = {p.name for p in Path(run_dir).iterdir()}
@@ -162,11 +164,13 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
 
 
 def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params, local_jobs):
-    plan, cluster = CandidatePlan(iterations=30, last_k=5), local_jobs.cluster
-    whole, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster)
-    first, state = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster, 0, 0, 12)
+    cluster = local_jobs.cluster
+    whole, _ = train_candidate.fn(SETUP, init_params, Training(0.05, 0, 30, 5), cache_dir, cluster)
+    first, state = train_candidate.fn(SETUP, init_params, Training(0.05, 0, 12, 5, saves_state=True), cache_dir,
+                                      cluster, 0)
     assert state is not None and Path(state).is_file()
-    rest, _ = train_candidate.fn(SETUP, init_params, 0.05, plan, cache_dir, cluster, 1, 12, 30, state)  # other worker
+    rest, _ = train_candidate.fn(SETUP, init_params, Training(0.05, 12, 30, 5, resume_from=state), cache_dir,
+                                 cluster, 1)  # on the other worker
     assert first.losses + rest.losses == pytest.approx(whole.losses, rel=1e-5)  # same batches, same state
     assert rest.holdout_loss == pytest.approx(whole.holdout_loss, rel=1e-5)
 

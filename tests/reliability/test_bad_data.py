@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from lrf.cli import main as cli_main
-from lrf.gluon.datacheck import IMAGE_SAMPLE, sample_positions
+from lrf.datacheck import IMAGE_SAMPLE, sample_positions
 
 pytestmark = pytest.mark.timeout(600)
 

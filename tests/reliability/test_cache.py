@@ -144,7 +144,7 @@ def _same_numbers(summary: dict, expected: dict) -> None:
 
 
 def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "lrf.gluon.jobs" and r.levelno >= logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "lrf.cache" and r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("name", list(DAMAGE))
@@ -155,7 +155,7 @@ def test_a_damaged_cache_file_is_set_aside_named_and_computed_again(first, tmp_p
     root = _fresh(first, tmp_path)
     folder = root / "cache"
     damaged = damage(folder)
-    with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
+    with caplog.at_level(logging.WARNING, logger="lrf.cache"):
         summary = lr_finder(**PARAMS, output_root=str(root))
 
     assert (Path(summary["run_dir"]) / "summary.json").is_file()  # the run completed
@@ -182,7 +182,7 @@ def test_a_change_to_a_run_folder_never_reaches_the_cache(first, tmp_path, caplo
     with open(in_run, "wb") as handle:  # what saving parameters to that path does: rewrite in place
         handle.write(b"the user's own parameters")
     assert cached.read_bytes() == before
-    with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
+    with caplog.at_level(logging.WARNING, logger="lrf.cache"):
         again = lr_finder(**PARAMS, output_root=str(root))
     assert _warnings(caplog) == [] and not list((root / "cache").glob("*.corrupt-*"))  # all reused, all sound
     _same_numbers(again, first[1])
@@ -218,7 +218,7 @@ def test_new_data_at_the_same_path_is_new_work(prefect_api, tmp_path, caplog):
     root = tmp_path / "runs"
     old = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(root))
     _write_rec(data, seed=2)  # other images, same path, same size
-    with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
+    with caplog.at_level(logging.WARNING, logger="lrf.cache"):
         new = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(root))
     fresh = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(tmp_path / "fresh"))
 
@@ -230,37 +230,48 @@ def test_new_data_at_the_same_path_is_new_work(prefect_api, tmp_path, caplog):
 
 
 def test_a_result_recorded_for_other_data_is_not_reused_even_under_the_same_name(tmp_path, caplog, local_jobs):
-    """Below the keys: a job asked to reuse a file made from other data refuses it."""
-    from lrf.config import Setup, SweepConfig
-    from lrf.gluon import jobs
+    """Below the names: a job asked to reuse a file made from other data (copied in under the
+    name of this work) refuses it."""
+    import shutil
 
-    data = tmp_path / "images.rec"
+    from lrf.cache import WorkCache, sweep_work
+    from lrf.config import Setup, SweepConfig
+    from lrf import jobs
+
+    data, cache = tmp_path / "images.rec", WorkCache(tmp_path / "cache")
     _write_rec(data, seed=1)
     setup = Setup(data=f"rec:{data}", model="small-cnn", batch_size=8, workers=0)
-    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
+    init = jobs.init_job(setup, cache, place=local_jobs)
     config = SweepConfig(max_iter=15)
-    old = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json", place=local_jobs)
+    old = jobs.sweep_job(setup, config, init, cache, place=local_jobs)
+    old_file = cache.file_for(sweep_work(setup, config, init), ".json")
     _write_rec(data, seed=2)
-    with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
-        new = jobs.sweep_job(setup, config, init, tmp_path / "sweep.json", place=local_jobs)
+    new_file = cache.file_for(sweep_work(setup, config, init), ".json")
+    assert new_file != old_file  # other data, other work, another name
+    shutil.copy(old_file, new_file)
+    with caplog.at_level(logging.WARNING, logger="lrf.cache"):
+        new = jobs.sweep_job(setup, config, init, cache, place=local_jobs)
     (warning,) = _warnings(caplog)
-    assert "data_fingerprint" in warning and str(tmp_path / "sweep.json") in warning
-    assert list(tmp_path.glob("sweep.json.corrupt-*")) and new.losses != old.losses
+    assert "data_fingerprint" in warning and str(new_file) in warning
+    assert list(cache.folder.glob(new_file.name + ".corrupt-*")) and new.losses != old.losses
 
 
 def test_a_damaged_training_state_makes_its_result_unusable(tmp_path, caplog, local_jobs):
     """The refine plan's saved states: a result whose state is damaged is computed again."""
+    from lrf.cache import WorkCache
     from lrf.config import Setup
-    from lrf.gluon import jobs
+    from lrf import jobs
 
-    setup = Setup(data="digits", workers=0)
-    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
-    out, state = tmp_path / "candidate.json", tmp_path / "state.params"
-    first = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, state_out=state, place=local_jobs)
+    setup, cache = Setup(data="digits", workers=0), WorkCache(tmp_path)
+    init = jobs.init_job(setup, cache, place=local_jobs)
+    first, state = jobs.candidate_job(setup, init, 0.05, cache, iterations=6, last_k=3, saves_state=True,
+                                      place=local_jobs)
+    (out,) = tmp_path.glob("candidate-*.json")
     good = state.read_bytes()
     state.write_bytes(good[: len(good) // 2])
-    with caplog.at_level(logging.WARNING, logger="lrf.gluon.jobs"):
-        again = jobs.candidate_job(setup, init, 0.05, out, iterations=6, last_k=3, state_out=state, place=local_jobs)
+    with caplog.at_level(logging.WARNING, logger="lrf.cache"):
+        again, _ = jobs.candidate_job(setup, init, 0.05, cache, iterations=6, last_k=3, saves_state=True,
+                                      place=local_jobs)
     (warning,) = _warnings(caplog)
     assert str(state) in warning and str(out) in warning and "set aside" in warning
     assert again.losses == first.losses and state.read_bytes() == good

@@ -85,16 +85,17 @@ def test_a_job_whose_worker_dies_each_time_fails_naming_it_and_leaves_nothing(tm
 
     from lrf.cluster import client_for
     from lrf.config import Setup
-    from lrf.gluon import jobs
+    from lrf import jobs
+    from lrf.cache import WorkCache
 
     setup = Setup(data="digits", workers=1)
-    init = jobs.init_job(setup, tmp_path / "init.params", place=local_jobs)
-    out = tmp_path / "cand" / "lr.json"
+    init = jobs.init_job(setup, WorkCache(tmp_path), place=local_jobs)
+    out = tmp_path / "cand"
     progress, outcome = [], {}
 
     def train():
         try:
-            jobs.candidate_job(setup, init, 0.01, out, iterations=2000, place=local_jobs,
+            jobs.candidate_job(setup, init, 0.01, WorkCache(out), iterations=2000, place=local_jobs,
                                watch=jobs.Watch(done=progress.append))
         except RuntimeError as error:
             outcome["error"] = str(error)

@@ -1,14 +1,13 @@
-"""What the Gluon engine checks before any MXNet runs: data files, model names, devices.
+"""The data sources every engine reads, known without a framework: sizes, checks, identity.
 
-Imports no MXNet, so an orchestrator (the Prefect flow, the CLIs before they
-commit to a run) can refuse a bad setup in its own process, at its entry, in
-milliseconds. :func:`prepare_setup` is that entry check: it completes a
-:class:`lrf.config.Setup` (paths made absolute, the CIFAR-10 download folder
-named) and raises ValueError naming the parameter and
-the value for anything the engine could not use, including data it could open but
-not learn from (labels, classes, images: :mod:`lrf.gluon.datacheck`). The job that
-then trains checks again only what it alone can see (the device as MXNet sees it,
-images decoded). :func:`data_fingerprint` is the data's identity for cache keys.
+Imports no framework, so an orchestrator (the Prefect flow, the CLIs before they
+commit to a run) can refuse bad data in its own process, at its entry, in
+milliseconds: :func:`validate_data_spec` raises ValueError naming the parameter and
+the value for anything an engine could not use, including data it could open but
+not learn from (labels, classes, images: :mod:`lrf.datacheck`).
+:func:`resolve_data_spec` makes paths absolute for jobs elsewhere, and
+:func:`data_fingerprint` is the data's identity for cache keys (:mod:`lrf.cache`).
+The engine's own entry check (model names, devices) is :func:`lrf.engine.prepare_setup`.
 """
 
 from __future__ import annotations
@@ -16,22 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 
-from lrf.config import ALL_GPUS, REFERENCE_MODEL, SMALL_CNN, DataSpec, DeviceSpec, Setup
-from lrf.gluon.datacheck import (  # noqa: F401  (DataError, IMAGE_EXTENSIONS: part of this module's interface)
+from lrf.config import DataSpec
+from lrf.datacheck import (  # noqa: F401  (DataError, IMAGE_EXTENSIONS: part of this module's interface)
     IMAGE_EXTENSIONS, DataError, RecSummary, check_folder, check_rec, folder_classes, read_rec_index,
-)
-
-# the names mxnet 1.9.1's vision.get_model accepts (it keeps them in a local dict)
-ZOO_MODELS = (
-    *(f"resnet{depth}_v{version}" for version in (1, 2) for depth in (18, 34, 50, 101, 152)),
-    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "alexnet", "densenet121", "densenet161", "densenet169", "densenet201",
-    "squeezenet1.0", "squeezenet1.1", "inceptionv3",
-    "mobilenet1.0", "mobilenet0.75", "mobilenet0.5", "mobilenet0.25",
-    "mobilenetv2_1.0", "mobilenetv2_0.75", "mobilenetv2_0.5", "mobilenetv2_0.25",
 )
 
 DIGITS_NUM_TRAIN, DIGITS_NUM_HOLDOUT = 1500, 297  # of scikit-learn's 1797 digits
@@ -44,71 +33,6 @@ class DataSize:
 
     num_train: int
     num_holdout: int
-
-
-# --- models ---------------------------------------------------------------------------
-
-
-def model_names() -> list[str]:
-    """Every model name the engine builds."""
-    return [SMALL_CNN, *ZOO_MODELS]
-
-
-def check_model_name(name: str) -> str:
-    if name != SMALL_CNN and name not in ZOO_MODELS:
-        raise ValueError(
-            f"model must be {SMALL_CNN!r} or a Gluon model-zoo name such as {REFERENCE_MODEL!r}, got model={name!r}"
-        )
-    return name
-
-
-# --- devices --------------------------------------------------------------------------
-
-
-def visible_gpus() -> int:
-    """GPUs MXNet could use here, without importing it: none with the CPU build of MXNet
-    (the ``mxnet`` package; CUDA builds are ``mxnet-cuNNN``), else the NVIDIA driver's
-    GPUs, as many as ``CUDA_VISIBLE_DEVICES`` lets through."""
-    if not any((dist.metadata["Name"] or "").lower().startswith("mxnet-cu") for dist in metadata.distributions()):
-        return 0
-    try:
-        count = len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        count = 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        count = min(count, len([d for d in visible.split(",") if d.strip()]))
-    return count
-
-
-def resolve_devices(text: str, visible: int | None = None) -> str:
-    """``text``, or for ``gpu:all`` the list of this machine's GPUs (``gpu:0,gpu:1,...``).
-
-    Raises:
-        ValueError: ``gpu:all`` where no GPU is visible, naming device.
-
-    >>> resolve_devices("gpu:all", visible=3)
-    'gpu:0,gpu:1,gpu:2'
-    """
-    if text.strip() != ALL_GPUS:
-        return text
-    visible = visible_gpus() if visible is None else visible
-    if visible == 0:
-        raise ValueError(f"device={text!r} asks for every GPU, but this machine has no visible GPU "
-                         "(this MXNet is the CPU build, or CUDA sees no GPU)")
-    return ",".join(f"gpu:{i}" for i in range(visible))
-
-
-def check_device(spec: DeviceSpec, text: str, visible: int | None = None) -> None:
-    """Raise ValueError if this machine lacks the device ``spec`` (parsed from ``text``)."""
-    if spec.kind == "cpu":
-        if spec.index != 0:
-            raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N' (MXNet has one CPU device), got device={text!r}")
-        return
-    visible = visible_gpus() if visible is None else visible
-    if spec.index >= visible:
-        hint = " (this MXNet is the CPU build, or CUDA sees no GPU)" if visible == 0 else ""
-        raise ValueError(f"device={text!r} asks for GPU {spec.index}, but this machine has {visible} visible GPU(s){hint}")
 
 
 # --- data -----------------------------------------------------------------------------
@@ -131,7 +55,7 @@ def rec_holdout(rec: str) -> str | None:
 
 def validate_data_spec(spec: DataSpec) -> DataSize:
     """Check the files a data source names, and what can be read of the data without decoding
-    an image (:mod:`lrf.gluon.datacheck`); return its size.
+    an image (:mod:`lrf.datacheck`); return its size.
 
     Raises:
         ValueError: rec: the ``.rec`` or its ``.idx`` is missing, truncated or garbled;
@@ -182,29 +106,6 @@ def resolve_data_spec(spec: DataSpec) -> DataSpec:
         home = os.environ.get("MXNET_HOME", os.path.join("~", ".mxnet"))
         return DataSpec("cifar10", os.path.abspath(os.path.expanduser(os.path.join(home, "datasets", "cifar10"))))
     return spec
-
-
-def prepare_setup(setup: Setup) -> tuple[Setup, DataSize]:
-    """The engine's entry check of a setup, and the setup completed for the jobs.
-
-    Returns the setup with its data source resolved (:func:`resolve_data_spec`) and
-    ``gpu:all`` resolved to this machine's GPUs (:func:`resolve_devices`), and the data's size.
-
-    Raises:
-        ValueError: unknown model, missing GPU, unusable data files, or a batch larger
-            than the training data; the message names the parameter and the value.
-    """
-    check_model_name(setup.model)
-    setup = replace(setup, device=resolve_devices(setup.device))
-    for device in setup.devices:
-        check_device(device, setup.device)
-    size = validate_data_spec(setup.source)
-    if setup.batch_size > size.num_train:
-        raise ValueError(
-            f"batch_size must be at most the {size.num_train} training samples of the data, "
-            f"got batch_size={setup.batch_size} (data={setup.data!r})"
-        )
-    return replace(setup, data=str(resolve_data_spec(setup.source))), size
 
 
 # --- the data's identity, for cache keys ---------------------------------------------
