@@ -17,7 +17,7 @@ from lrf.gluon.experiment import build_network
 from lrf.gluon.learner import GluonLearner
 
 
-def make_loader(setup: Setup, workers: int | None | str = "setup"):
+def make_loader(setup: Setup, loader_workers: int | None | str = "setup"):
     """The endless loader :func:`lrf.gluon.experiment.open_learner` would make for ``setup``.
 
     Make every loader a benchmark needs before its first network: the loader forks its
@@ -25,8 +25,8 @@ def make_loader(setup: Setup, workers: int | None | str = "setup"):
     after MXNet's threads have started can leave a worker holding a lock nobody frees).
     """
     dataset, _ = gdata.load_dataset(setup.source, "train")
-    num_workers = setup.workers if workers == "setup" else workers
-    return gdata.make_batch_loader(dataset, setup.batch_size, num_workers, seed=setup.seed)
+    count = setup.loader_workers if loader_workers == "setup" else loader_workers
+    return gdata.make_batch_loader(dataset, setup.batch_size, count, seed=setup.seed)
 
 
 class Rig:

@@ -35,7 +35,7 @@ def iteration_seconds(setup: dict, lr: float, inputs: dict, topic: str) -> float
     key = json.dumps(setup, sort_keys=True)
     if key not in _rigs:
         setup_ = Setup(**setup)
-        rig = Rig(setup_, loader=make_loader(setup_, workers=0))
+        rig = Rig(setup_, loader=make_loader(setup_, loader_workers=0))
         _rigs[key] = (rig, fixed_batch_learner(rig))
         for _ in range(2):
             _rigs[key][1].iteration(lr)

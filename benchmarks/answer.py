@@ -4,7 +4,7 @@ Issue 9 §5. The flow recommends the candidate with the lowest held-out loss; tw
 train the candidates: "reference" (the pick x 1, x 10, x 0.1, ``CandidatePlan.iterations``
 each) and "refine" (successive halving over 9 quarter-decade rates from pick / 10 to
 pick x 10, same compute). Per data set and seed, the real flow
-(:func:`flows.lr_finder.lr_finder`, workers=0, at_once=1) runs three times on one output
+(:func:`flows.lr_finder.lr_finder`, loader_loader_workers=0, at_once=1) runs three times on one output
 root, so the initial parameters and the sweep are shared through its cache:
 
 1. ``plan="reference"``: the rule's pick (row x 1) and the reference recommendation;
@@ -140,7 +140,7 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
     from lrf import rules
     from lrf.result import SweepResult
 
-    base = dict(data=case["data"], model=case["model"], seed=seed, workers=0, at_once=1,
+    base = dict(data=case["data"], model=case["model"], seed=seed, loader_workers=0, at_once=1,
                 iterations=case["iterations"], output_root=str(root))
 
     def flow(what: str, **params) -> dict:
@@ -239,7 +239,7 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
     """The report from the raw results alone (``python -m benchmarks.answer --rebuild`` redoes it from answer.json)."""
     report = Report(
         NAME, "The recommendation against a grid: which plan, which measure", quick,
-        "Per data set and seed, the real flow (`flows.lr_finder.lr_finder`, workers=0, at_once=1) on one output "
+        "Per data set and seed, the real flow (`flows.lr_finder.lr_finder`, loader_loader_workers=0, at_once=1) on one output "
         "root (initial parameters and sweep shared through its cache): `plan=\"reference\"`, a log-spaced grid of "
         "constant rates as `candidate_rates` (same budget, weights and batch order), `plan=\"refine\"`, and the "
         "refine plan over the sweep's fall-start…turn range (measured only). Each recommendation against the grid: "
@@ -277,7 +277,7 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         "Digits: the regret benchmark's fixed grid, 11 rates from 1e-3 to 3.",
         "Digits hold out 297 images (one image = 0.34 accuracy points); CIFAR-10's held-out split here is the first "
         "2,000 test images (one image = 0.05 points). 'diverged' rows count as infinitely bad.",
-        "Loaders without worker processes (`workers=0`) and one candidate at a time (`at_once=1`): the batch order "
+        "Loaders without worker processes (`loader_workers=0`) and one candidate at a time (`at_once=1`): the batch order "
         "depends on the seed alone, so the numbers are what the defaults would give, only slower.",
     ]
     return report

@@ -37,8 +37,8 @@ def open_loaders(case: dict) -> None:
     any network exists: the loaders fork their workers at once (see benchmarks._engine.make_loader)."""
     from benchmarks._engine import make_loader
 
-    case["loaders"] = {w: make_loader(case["setup"], workers=w) for w in WORKERS}
-    case["rig_loader"] = make_loader(case["setup"], workers=0)
+    case["loaders"] = {w: make_loader(case["setup"], loader_workers=w) for w in WORKERS}
+    case["rig_loader"] = make_loader(case["setup"], loader_workers=0)
 
 
 def measure(case: dict) -> dict:
@@ -124,8 +124,8 @@ def run(quick: bool) -> Report:
             headroom = ratios(loader_rate, consumption)
             efficiency[w] = ratios(fed_rate, consumption)
             tag = " (default here: one per core)" if w == default_workers else ""
-            report.figures.append(figure(f"{label}, num_workers={w}{tag}: loader / training consumption", headroom, ge=2))
-            report.figures.append(figure(f"{label}, num_workers={w}: training fed by the loader / on a fixed batch",
+            report.figures.append(figure(f"{label}, loader_workers={w}{tag}: loader / training consumption", headroom, ge=2))
+            report.figures.append(figure(f"{label}, loader_workers={w}: training fed by the loader / on a fixed batch",
                                          efficiency[w], note="informational; 1 = no loading cost"))
             rows.append([w, statistics.median(loader_rate), statistics.median(consumption),
                          statistics.median(headroom), statistics.median(fed_rate), statistics.median(efficiency[w])])
@@ -148,7 +148,7 @@ def run(quick: bool) -> Report:
     report.notes += [
         "The loader-alone rate is an upper bound: during training the workers compete with MXNet's compute threads "
         "for the same 2 cores, which the 'fed / fixed-batch speed' column shows.",
-        "With num_workers=0 the batch is assembled in the training process, between iterations (no overlap); with "
+        "With loader_workers=0 the batch is assembled in the training process, between iterations (no overlap); with "
         "workers it is assembled in other processes and sent through shared memory.",
     ]
     return report

@@ -82,7 +82,7 @@ def measure(case: dict) -> dict:
         folder = Path(tmp)
         clusters = {a: stack.enter_context(job_cluster(setup.device, a, warm_up=jobs.warm_up))
                     for a in case["at_once"]}
-        init = jobs.init_job(setup, WorkCache(folder), place=jobs.Place(clusters[min(clusters)]),
+        init = jobs.init_job(setup, WorkCache(folder), executor=clusters[min(clusters)],
                              watch=jobs.Watch(report=lambda line: None))
         for a, cluster in clusters.items():  # every worker serves a job first: imports, context, data
             log(f"warming the cluster of {a} worker(s)")

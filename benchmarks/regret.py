@@ -51,9 +51,9 @@ def one_seed(case: dict, seed: int, folder: Path) -> dict:
     from lrf.gluon.experiment import build_network, run_sweep, train_at_rate
     from lrf.gluon.models import save_parameters
 
-    # workers=0: the batch order comes from the seed alone, so the numbers are the same as with
+    # loader_workers=0: the batch order comes from the seed alone, so the numbers are the same as with
     # workers; training in this one process, loaders that fork would fork after MXNet has run
-    setup = Setup(data=case["data"], seed=seed, workers=0)  # the data's default model
+    setup = Setup(data=case["data"], seed=seed, loader_workers=0)  # the data's default model
     init = folder / f"init-{seed}.params"
     net, *_ = build_network(setup)
     save_parameters(net, init)
@@ -150,7 +150,7 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         f"that are tiny in absolute terms (0.002 against 0.0003 is a regret of 6). There the held-out loss "
         f"({DIGITS_NUM_HOLDOUT} images) is the telling metric; on CIFAR-10 (100 iterations, far from fitting) both "
         "metrics agree.",
-        "Loaders without worker processes (`workers=0`): the batch order depends on the seed alone, so every "
+        "Loaders without worker processes (`loader_workers=0`): the batch order depends on the seed alone, so every "
         "figure here is what the default worker count would give.",
         "CIFAR-10 held-out loss is on the first 2,000 of the 10,000 test images (the training data is the full "
         "shared rec file), to keep each evaluation short. Short budgets (100 iterations) favour higher rates than "

@@ -89,9 +89,9 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     if cifar_available():
         from benchmarks._engine import cifar_with_small_holdout
 
-        # workers=0: a job's loader threads share the RecordIO file handle, whose seek + read is not
+        # loader_workers=0: a job's loader threads share the RecordIO file handle, whose seek + read is not
         # thread-safe (records came back corrupt: "buffer is smaller than requested size")
-        setup = Setup(data=cifar_with_small_holdout(folder / "cifar"), workers=0)
+        setup = Setup(data=cifar_with_small_holdout(folder / "cifar"), loader_workers=0)
         label = "resnet18_v2 / CIFAR-10"
     else:
         setup = Setup()
@@ -100,12 +100,11 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     log(f"jobs on a warm worker, {label}: {rounds} rounds")
     quiet = _quiet()
     with job_cluster("cpu", 1, warm_up=jobs.warm_up) as cluster:
-        place = jobs.Place(cluster, 0)
         cache = WorkCache(folder)
-        init = jobs.init_job(setup, cache, place=place, watch=quiet)
+        init = jobs.init_job(setup, cache, executor=cluster, watch=quiet)
         params = init.read_bytes()
         # the worker serves every kind of job once before the clock runs
-        jobs.candidate_job(setup, init, LR, cache, place=place, iterations=1, last_k=1, watch=quiet)
+        jobs.candidate_job(setup, init, LR, cache, executor=cluster, iterations=1, last_k=1, watch=quiet)
         run_job(cluster, 0, on_worker.iteration_seconds, setup.to_dict(), LR)
         run_job(cluster, 0, on_worker.receive, inputs={"init_params": params})
         run_job(cluster, 0, on_worker.nothing)
@@ -113,7 +112,7 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
 
         def candidate() -> float:
             started = time.perf_counter()
-            result, _ = jobs.candidate_job(setup, init, LR, cache, place=place, iterations=1, last_k=1, watch=quiet)
+            result, _ = jobs.candidate_job(setup, init, LR, cache, executor=cluster, iterations=1, last_k=1, watch=quiet)
             wall = time.perf_counter() - started
             own.append(result.seconds)
             return wall
@@ -136,7 +135,7 @@ def jobs_part(report: Report, quick: bool, folder: Path) -> dict:
     report.raw["jobs"] = {"label": label, "times": times, "params_bytes": len(params)}
     report.sizes["jobs on a warm worker"] = (f"{label}, a cluster of 1 worker (MXNet's default threads), "
                                              f"{rounds} rounds; candidates of 1 iteration at lr={LR:g}, loader without "
-                                    "workers (workers=0; see the notes)")
+                                    "workers (loader_workers=0; see the notes)")
     report.figures += [
         figure(f"{label}: a job's overhead on a warm worker / one training iteration", ratios(overhead, iteration),
                le=0.5, note="1-iteration candidate: wall at the caller − its own `seconds`"),
@@ -194,7 +193,7 @@ def parallel_part(report: Report, quick: bool, folder: Path) -> None:
     label = f"small-cnn / digits: K={K} candidates on {K} workers (one per core) / one candidate alone"
     log(f"K = {K} candidates on {K} workers: {rounds} rounds, {iterations} iterations")
     with job_cluster(setup.device, K, warm_up=jobs.warm_up) as cluster:
-        init = jobs.init_job(setup, WorkCache(folder), place=jobs.Place(cluster), watch=_quiet())
+        init = jobs.init_job(setup, WorkCache(folder), executor=cluster, watch=_quiet())
         run_candidates(setup, init, rates[:1] * K, 1, cluster, folder)  # every worker serves a job first
         own: dict[str, list[float]] = {}
 
@@ -405,7 +404,7 @@ def run(quick: bool) -> Report:
                 args=["--data", CIFAR_DATA, "--iterations", "100", "--at-once", "1"], rounds=1,
                 setup=Setup(data=CIFAR_DATA), workers=1, overhead_goal=None, ratio_goal=1.02), folder, None)
     report.notes.append(
-        "Jobs on CIFAR-10 use workers=0 here: with loader workers a job's loader reads the RecordIO file from "
+        "Jobs on CIFAR-10 use loader_workers=0 here: with loader workers a job's loader reads the RecordIO file from "
         "several threads (`thread_pool=True` on a Dask worker), and the shared file handle's seek + read is not "
         "thread-safe: an earlier full run of this benchmark failed with corrupt records ('buffer is smaller than "
         "requested size' in `mxnet.recordio.unpack`). The iteration is timed on a fixed batch, so loading is in "

@@ -38,7 +38,7 @@ def one_seed(case: dict, seed: int, folder: Path) -> dict:
     from lrf.gluon.experiment import build_network, run_sweep
     from lrf.gluon.models import save_parameters
 
-    setup = Setup(data=case["data"], seed=seed, workers=0)
+    setup = Setup(data=case["data"], seed=seed, loader_workers=0)
     init = folder / f"init-{seed}.params"
     net, *_ = build_network(setup)
     save_parameters(net, init)

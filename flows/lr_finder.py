@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from lrf.config import CRITERION_NAMES, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
+from lrf._validate import limits_of
+from lrf.config import DEVICE_PATTERN, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, rule_names
 from lrf.cluster import job_cluster
-from lrf.execution import Execution
+from lrf.execution import CLUSTER_PATTERN, Execution
 from lrf.jobs import warm_up
 from lrf.run import run
 from lrf.runs import DEFAULT_OUTPUT_ROOT
@@ -26,10 +27,14 @@ from tasks.stages import TaskStages
 
 # Typed parameters: Prefect turns them into the deployment's form and the server's checks
 # (choices, bounds, descriptions from the Args section). The core validates again: it has
-# other callers. Choices come from lrf.config, so there is one list of each.
+# other callers. Choices, bounds and the device syntax come from the configuration
+# (lrf.config, lrf.execution), which declares each once and checks them itself.
 Positive = Field(gt=0)
-AtLeastOne = Field(ge=1)
-DEVICE_PATTERN = r"^((cpu|gpu)(:\d+)?(,\s*gpu(:\d+)?)*|gpu:all)$"  # lrf.config.parse_devices
+
+
+def Limits(cls: type, name: str):  # noqa: N802 (reads as a type's annotation)
+    """The bounds the configuration class ``cls`` declares on its field ``name``, as a pydantic Field."""
+    return Field(**limits_of(cls, name))
 
 
 @flow(name="lr-finder", validate_parameters=False)  # the core validates, naming parameter and value
@@ -37,35 +42,35 @@ def lr_finder(
     data: str = Setup.data,
     model: str | None = Setup.model,
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = Setup.device,
-    batch_size: Annotated[int, AtLeastOne] = Setup.batch_size,
-    seed: Annotated[int, Field(ge=0)] = Setup.seed,
-    workers: Annotated[int, Field(ge=0)] | None = Setup.workers,
+    batch_size: Annotated[int, Limits(Setup, "batch_size")] = Setup.batch_size,
+    seed: Annotated[int, Limits(Setup, "seed")] = Setup.seed,
+    loader_workers: Annotated[int, Limits(Setup, "loader_workers")] | None = Setup.loader_workers,
     init_params: str | None = None,
-    lr_start: Annotated[float, Positive] = SweepConfig.lr_start,
-    lr_multiplier: Annotated[float, Field(gt=1)] = SweepConfig.lr_multiplier,
-    lr_end: Annotated[float, Positive] | None = SweepConfig.lr_end,
+    lr_start: Annotated[float, Limits(SweepConfig, "lr_start")] = SweepConfig.lr_start,
+    lr_multiplier: Annotated[float, Limits(SweepConfig, "lr_multiplier")] = SweepConfig.lr_multiplier,
+    lr_end: Annotated[float, Limits(SweepConfig, "lr_end")] | None = SweepConfig.lr_end,
     schedule: Literal[SCHEDULES] = SweepConfig.schedule,
-    smoothing: Annotated[float, Field(ge=0, lt=1)] = SweepConfig.smoothing,
-    min_iter: Annotated[int, AtLeastOne] = SweepConfig.min_iter,
-    criterion: Literal[CRITERION_NAMES] = SweepConfig.criterion,
-    max_iter: Annotated[int, AtLeastOne] = SweepConfig.max_iter,
-    max_lr: Annotated[float, Positive] = SweepConfig.max_lr,
-    rule: Literal[RULE_NAMES] = CandidatePlan.rule,
+    smoothing: Annotated[float, Limits(SweepConfig, "smoothing")] = SweepConfig.smoothing,
+    min_iter: Annotated[int, Limits(SweepConfig, "min_iter")] = SweepConfig.min_iter,
+    criterion: Literal[criterion_names()] = SweepConfig.criterion,
+    max_iter: Annotated[int, Limits(SweepConfig, "max_iter")] = SweepConfig.max_iter,
+    max_lr: Annotated[float, Limits(SweepConfig, "max_lr")] = SweepConfig.max_lr,
+    rule: Literal[rule_names()] = CandidatePlan.rule,
     candidate_multipliers: Annotated[tuple[Annotated[float, Positive], ...], Field(min_length=1)]
     = CandidatePlan.candidate_multipliers,
     candidate_rates: Annotated[tuple[Annotated[float, Positive], ...], Field(min_length=1)] | None
     = CandidatePlan.candidate_rates,
-    iterations: Annotated[int, AtLeastOne] = CandidatePlan.iterations,
-    last_k: Annotated[int, AtLeastOne] = CandidatePlan.last_k,
+    iterations: Annotated[int, Limits(CandidatePlan, "iterations")] = CandidatePlan.iterations,
+    last_k: Annotated[int, Limits(CandidatePlan, "last_k")] = CandidatePlan.last_k,
     plan: Literal[PLANS] = CandidatePlan.plan,
-    refine_rates: Annotated[int, Field(ge=2)] = CandidatePlan.refine_rates,
-    refine_span: Annotated[float, Field(gt=1)] = CandidatePlan.refine_span,
-    rungs: Annotated[int, AtLeastOne] = CandidatePlan.rungs,
-    sweeps: Annotated[int, AtLeastOne] = CandidatePlan.sweeps,
-    spread_threshold: Annotated[float, Field(gt=1)] = CandidatePlan.spread_threshold,
-    at_once: Annotated[int, AtLeastOne] | None = Execution.at_once,
+    refine_rates: Annotated[int, Limits(CandidatePlan, "refine_rates")] = CandidatePlan.refine_rates,
+    refine_span: Annotated[float, Limits(CandidatePlan, "refine_span")] = CandidatePlan.refine_span,
+    rungs: Annotated[int, Limits(CandidatePlan, "rungs")] = CandidatePlan.rungs,
+    sweeps: Annotated[int, Limits(CandidatePlan, "sweeps")] = CandidatePlan.sweeps,
+    spread_threshold: Annotated[float, Limits(CandidatePlan, "spread_threshold")] = CandidatePlan.spread_threshold,
+    at_once: Annotated[int, Limits(Execution, "at_once")] | None = Execution.at_once,
     recompute: bool = Execution.recompute,
-    cluster: Annotated[str, Field(pattern=r"^[a-z]+://.+")] | None = Execution.cluster,
+    cluster: Annotated[str, Field(pattern=CLUSTER_PATTERN)] | None = Execution.cluster,
     output_root: str = DEFAULT_OUTPUT_ROOT,
 ) -> dict:
     """Smith's range test, then a check of its pick by training candidates; returns the run summary
@@ -87,7 +92,7 @@ def lr_finder(
         batch_size: Samples per training iteration.
         seed: Seeds the initial weights and the batch order (every candidate sees the same
             batches).
-        workers: Data-loader processes; empty: one per CPU core.
+        loader_workers: Data-loader processes (threads on a Dask worker); empty: one per CPU core.
         init_params: Start from these saved parameters (a file of Block.save_parameters for
             this model and data) instead of a fresh Xavier initialisation; empty: fresh.
         lr_start: Learning rate of the sweep's first iteration.
@@ -122,7 +127,7 @@ def lr_finder(
         output_root: Folder that receives a new run folder per run, and the work cache.
     """
     setup, config, candidate_plan, execution = check_inputs(
-        setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, workers=workers),
+        setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, loader_workers=loader_workers),
         sweep=dict(lr_start=lr_start, lr_multiplier=lr_multiplier, lr_end=lr_end, schedule=schedule,
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,

@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import inspect
 import os
-import re
 import signal
 import sys
 import tomllib
@@ -137,6 +136,7 @@ def _read_config(parser: argparse.ArgumentParser, path: Path, known: dict) -> di
 
 def validate(parser: argparse.ArgumentParser, params: dict) -> None:
     """Every check the flow's first tasks make, here, so a bad value exits 2 before Prefect starts."""
+    from lrf._validate import parameter_of
     from lrf.cluster import check_cluster
     from lrf.engine import engine_for, prepare_setup
     from lrf.runs import check_output_root
@@ -148,8 +148,8 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         check_cluster(built[Execution].cluster)
         engine_for().check_init_params(params["init_params"])
     except (ValueError, TypeError) as error:
-        match = re.search(r"\b([a-z_]+)=", str(error))
-        option = f"argument --{match.group(1).replace('_', '-')}: " if match and match.group(1) in params else ""
+        name = parameter_of(error)
+        option = f"argument --{name.replace('_', '-')}: " if name in params else ""
         parser.error(f"{option}{error}")
 
 

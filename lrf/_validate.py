@@ -56,3 +56,60 @@ def _finite_real(name: str, value: object) -> float:
     if not math.isfinite(real):
         raise ValueError(f"{name} must be finite, got {name}={value!r}")
     return real
+
+
+# --- bounds declared on a configuration's fields ----------------------------------------
+
+
+def bounded(default, *, why: str = "", **limits: float):
+    """A dataclass field with ``default`` and numeric ``limits`` (``ge``, ``gt``, ``lt``: the
+    names pydantic's ``Field`` takes, so the flow's typed parameters read the same ones;
+    :func:`limits_of`). ``why`` is said in the error. :func:`check_bounds` checks them."""
+    import dataclasses
+
+    return dataclasses.field(default=default, metadata={"limits": limits, "why": why})
+
+
+def limits_of(cls: type, name: str) -> dict[str, float]:
+    """The limits declared on field ``name`` of the dataclass ``cls`` (empty if none)."""
+    import dataclasses
+
+    return dict(next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("limits", {}))
+
+
+def check_bounds(obj: object) -> None:
+    """Check every field of the dataclass instance ``obj`` that declares limits (None passes:
+    an optional field that is not set); raise naming the field and the value."""
+    import dataclasses
+
+    for field in dataclasses.fields(obj):
+        limits, value = field.metadata.get("limits"), getattr(obj, field.name)
+        if not limits or value is None:
+            continue
+        name = field.name
+        why = f" ({field.metadata['why']})" if field.metadata.get("why") else ""
+        if field.type in (int, "int", "int | None"):
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise TypeError(f"{name} must be an integer, got {name}={value!r}")
+            if value < limits["ge"]:
+                raise ValueError(f"{name} must be >= {limits['ge']}{why}, got {name}={value!r}")
+            continue
+        if "ge" in limits and "lt" in limits:
+            float_in(name, value, limits["ge"], limits["lt"])
+        elif limits.get("gt") == 0:
+            positive_float(name, value)
+        else:
+            greater_than(name, value, limits["gt"])
+
+
+def parameter_of(error: Exception) -> str | None:
+    """The parameter an error of these checks names (every message says ``name=value``), for
+    an entry point that turns it back into its option; None if it names none.
+
+    >>> parameter_of(ValueError("iterations must be >= 2, got iterations=1"))
+    'iterations'
+    """
+    import re
+
+    match = re.search(r"\b([a-z_]+)=", str(error))
+    return match.group(1) if match else None

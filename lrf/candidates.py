@@ -69,7 +69,7 @@ class CandidateResult:
     holdout_loss: float | None
     holdout_accuracy: float | None
     seconds: float
-    placement: str | None = None  # where it ran: worker and device (None: not recorded)
+    ran_on: str | None = None  # where it ran: worker and device (None: not recorded)
 
     @property
     def diverged(self) -> bool:
@@ -91,7 +91,7 @@ class CandidateResult:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not an lrf candidate result: expected a JSON object")
-        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "placement"]
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "ran_on"]
         if missing:
             raise ValueError(f"lrf candidate result lacks {', '.join(missing)}")
         if not isinstance(data["losses"], list):
@@ -104,10 +104,10 @@ class CandidateResult:
                 raise ValueError(f"lrf candidate result has {name}={data[name]!r}, expected an integer >= 1")
             values[name] = data[name]
         values["losses"] = tuple(_float(f"losses[{i}]", v) for i, v in enumerate(data["losses"]))
-        placement = data.get("placement")
-        if placement is not None and not isinstance(placement, str):
-            raise ValueError(f"lrf candidate result has placement={placement!r}, expected text")
-        values["placement"] = placement
+        ran_on = data.get("ran_on")
+        if ran_on is not None and not isinstance(ran_on, str):
+            raise ValueError(f"lrf candidate result has ran_on={ran_on!r}, expected text")
+        values["ran_on"] = ran_on
         result = cls(**values)
         result._check()
         return result
@@ -126,8 +126,8 @@ class CandidateResult:
             problem = "training goes on after a non-finite loss, or stops early without one"
         elif finite[-1] and self.final_loss != self.losses[-1]:
             problem = f"final_loss={self.final_loss!r} is not the last loss {self.losses[-1]!r}"
-        elif finite[-1] and not math.isclose(self.mean_last_k, sum(self.losses[-self.last_k:])
-                                             / len(self.losses[-self.last_k:]), rel_tol=1e-9, abs_tol=1e-12):
+        elif finite[-1] and not math.isclose(self.mean_last_k, mean_of_last(self.losses, self.last_k),
+                                             rel_tol=1e-9, abs_tol=1e-12):
             problem = f"mean_last_k={self.mean_last_k!r} is not the mean of the last {self.last_k} losses"
         elif not finite[-1] and not (math.isnan(self.final_loss) and math.isnan(self.mean_last_k)):
             problem = "a diverged training must have final_loss and mean_last_k NaN"
@@ -135,6 +135,19 @@ class CandidateResult:
             problem = f"holdout_accuracy={self.holdout_accuracy!r} is not in [0, 1]"
         if problem:
             raise ValueError(f"lrf candidate result is inconsistent: {problem}")
+
+
+def mean_of_last(losses: Sequence[float], k: int) -> float:
+    """The mean of the last ``k`` losses (of them all if fewer): what ``mean_last_k`` records;
+    NaN if the last loss is not finite (a diverged training).
+
+    >>> mean_of_last([3.0, 2.0, 1.0], 2)
+    1.5
+    """
+    if not losses or not math.isfinite(losses[-1]):
+        return math.nan
+    tail = losses[-k:]
+    return sum(tail) / len(tail)
 
 
 def _float(name: str, value) -> float:
@@ -199,14 +212,12 @@ def continued(previous: CandidateResult | None, segment: CandidateResult) -> Can
     if previous is None:
         return segment
     losses = previous.losses + segment.losses
-    tail = losses[-segment.last_k:]
-    diverged = segment.diverged
     return CandidateResult(
         lr=segment.lr, iterations=previous.iterations + segment.iterations, losses=losses,
         final_loss=segment.final_loss, last_k=segment.last_k,
-        mean_last_k=math.nan if diverged else sum(tail) / len(tail), holdout_loss=segment.holdout_loss,
+        mean_last_k=mean_of_last(losses, segment.last_k), holdout_loss=segment.holdout_loss,
         holdout_accuracy=segment.holdout_accuracy, seconds=round(previous.seconds + segment.seconds, 3),
-        placement=_joined(previous.placement, segment.placement),
+        ran_on=_joined(previous.ran_on, segment.ran_on),
     )
 
 
@@ -321,7 +332,7 @@ def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult]
             "iterations": c.iterations, "final_loss": c.final_loss, "mean_last_k": c.mean_last_k,
             "holdout_loss": c.holdout_loss, "holdout_accuracy": c.holdout_accuracy,
             "rule_pick": _same(c.lr, selection.pick_lr), "recommended": _same(c.lr, recommendation.lr),
-            "ran_on": c.placement,
+            "ran_on": c.ran_on,
         })
     return rows
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from lrf import _io
-from lrf.config import CRITERION_NAMES, DATA_FORMS, PLANS, RULE_NAMES, SCHEDULES, CandidatePlan, Setup, SweepConfig
+from lrf._validate import parameter_of
+from lrf.config import DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, rule_names
 from lrf.rules import cyclical_range, suggest
 from lrf.runs import CACHE_DIR, CLAIM_FILE, DEFAULT_OUTPUT_ROOT, check_can_create, claim_output, run_folder_name
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--device", default=Setup.device, help="cpu, gpu or gpu:N")
     data.add_argument("--batch-size", type=int, default=Setup.batch_size, help="samples per iteration")
     data.add_argument("--seed", type=int, default=Setup.seed, help="seeds the initial weights and the batch order")
-    data.add_argument("--workers", type=int, default=Setup.workers,
+    data.add_argument("--loader-workers", type=int, default=Setup.loader_workers,
                       help="data loader processes (default: one per CPU core)")
     data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
     sweep = find.add_argument_group("sweep")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--min-iter", type=int, default=SweepConfig.min_iter, help="no divergence stop before this")
     sweep.add_argument("--max-iter", type=int, default=SweepConfig.max_iter, help="at most this many iterations")
     sweep.add_argument("--max-lr", type=float, default=SweepConfig.max_lr, help="never train above this rate")
-    sweep.add_argument("--criterion", default=SweepConfig.criterion, choices=CRITERION_NAMES,
+    sweep.add_argument("--criterion", default=SweepConfig.criterion, choices=criterion_names(),
                        help="stopping criterion")
     check = find.add_argument_group("check the pick by training (as the flow does)")
     check.add_argument("--check", action="store_true",
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cache", type=Path, default=Path(DEFAULT_OUTPUT_ROOT) / CACHE_DIR,
                        help="work cache: finished work is reused from it (the flow's, by default)")
     output = find.add_argument_group("suggestion and output")
-    output.add_argument("--rule", default=CandidatePlan.rule, choices=RULE_NAMES, help="suggestion rule to report")
+    output.add_argument("--rule", default=CandidatePlan.rule, choices=rule_names(), help="suggestion rule to report")
     output.add_argument("--out", type=Path, default=None,
                         help=f"output folder, must be new or empty (default: {DEFAULT_OUTPUT_ROOT}/find-TIMESTAMP)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -148,7 +148,7 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
             _usage_error(parser, error)
     seconds = time.perf_counter() - started
 
-    suggestions = {name: suggest(result, name) for name in RULE_NAMES}
+    suggestions = {name: suggest(result, name) for name in rule_names()}
     chosen = suggestions[args.rule]
     result.save(out / "sweep.csv")
     from lrf.plot import plot_sweep
@@ -238,7 +238,7 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
         from lrf.engine import engine_for, prepare_setup
 
         setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
-                                       batch_size=args.batch_size, seed=args.seed, workers=args.workers))
+                                       batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers))
         engine_for().check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, error)
@@ -254,8 +254,7 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
 def _usage_error(parser: argparse.ArgumentParser, error: Exception):
     """Exit 2 with the message, led by the option that the failing parameter came from."""
-    match = re.search(r"\b([a-z_]+)=", str(error))
-    name = {"num_workers": "workers"}.get(match.group(1), match.group(1)) if match else None
+    name = parameter_of(error)
     parser.exit(2, f"{parser.prog} find: error: argument --{(name or 'data').replace('_', '-')}: {error}\n")
 
 

@@ -338,7 +338,7 @@ def send_event(topic: str, event: dict) -> None:
 
 
 def where() -> dict[str, str]:
-    """Where a job runs: which worker this is, for a result's placement."""
+    """Where a job runs: which worker this is, for where a result ran (its ran_on)."""
     if _HERE:  # a job run by InProcess (a Dask worker never runs one)
         return {"worker": IN_PROCESS, "address": "", "host": socket.gethostname(), "pid": str(os.getpid())}
     from distributed import get_worker

@@ -25,13 +25,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lrf._validate import float_in, greater_than, one_of, positive_float, positive_int
+from lrf._validate import bounded, check_bounds, one_of, positive_float
 
 # --- what to train --------------------------------------------------------------------
 
 DATA_SOURCES = ("digits", "cifar10", "rec", "folder")
 DATA_FORMS = "digits, cifar10, cifar10:ROOT, rec:PATH/train.rec, folder:PATH"
-_DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")
+_DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")  # one device name
 SMALL_CNN = "small-cnn"  # for the offline digits
 REFERENCE_MODEL = "resnet18_v2"  # SPEC §3: the pre-activation ResNet-18 of the Gluon model zoo
 
@@ -96,6 +96,8 @@ class DeviceSpec:
 
 DEVICE_FORMS = "cpu, gpu, gpu:N, a list gpu:0,gpu:2 or gpu:all"
 ALL_GPUS = "gpu:all"
+# the syntax of a run's device text, for :func:`parse_devices` and the flow's typed parameter
+DEVICE_PATTERN = r"^\s*((cpu|gpu)(:\d+)?(\s*,\s*(cpu|gpu)(:\d+)?)*|gpu:all)\s*$"
 
 
 def parse_device_spec(text: str) -> DeviceSpec:
@@ -125,9 +127,9 @@ def parse_devices(text: str) -> tuple[DeviceSpec, ...]:
         raise ValueError(f"device must be one of {DEVICE_FORMS}, got device={text!r}")
     if text.strip() == ALL_GPUS:
         return ()
-    names = [name.strip() for name in text.split(",")]
-    if any(_DEVICE.match(name) is None for name in names):
+    if re.match(DEVICE_PATTERN, text) is None:
         raise ValueError(f"device must be one of {DEVICE_FORMS}, got device={text!r}")
+    names = [name.strip() for name in text.split(",")]
     devices = tuple(parse_device_spec(name) for name in names)
     if len(devices) > 1 and any(d.kind == "cpu" for d in devices):
         raise ValueError(f"device lists name GPUs only (cpu is one device, its cores shared), got device={text!r}")
@@ -154,7 +156,8 @@ class Setup:
             "gpu:all": candidates are placed one per device, the sweep on the first.
         batch_size: samples per batch (128, the reference).
         seed: seeds the initial weights and the batch order (42).
-        workers: loader processes; None = one per CPU core (SPEC §3).
+        loader_workers: data loader processes (threads on a Dask worker); None = one per
+            CPU core (SPEC §3).
 
     ``source`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
@@ -165,9 +168,9 @@ class Setup:
     data: str = "digits"
     model: str | None = None
     device: str = "cpu"
-    batch_size: int = 128
-    seed: int = 42
-    workers: int | None = None
+    batch_size: int = bounded(128, ge=1)
+    seed: int = bounded(42, ge=0)
+    loader_workers: int | None = bounded(None, ge=0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_source", parse_data_spec(self.data))
@@ -176,10 +179,7 @@ class Setup:
             object.__setattr__(self, "model", default_model(self.source))
         elif not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a model name, got model={self.model!r}")
-        positive_int("batch_size", self.batch_size)
-        positive_int("seed", self.seed, minimum=0)
-        if self.workers is not None:
-            positive_int("workers", self.workers, minimum=0)
+        check_bounds(self)
 
     @property
     def source(self) -> DataSpec:
@@ -212,13 +212,12 @@ class Setup:
     def cache_fields(self) -> dict[str, Any]:
         """The fields that determine the numbers this setup produces, for cache keys
         (the loader's worker count does not: the batch order comes from the seed alone)."""
-        return {k: v for k, v in self.to_dict().items() if k != "workers"}
+        return {k: v for k, v in self.to_dict().items() if k != "loader_workers"}
 
 
 # --- the sweep ------------------------------------------------------------------------
 
 SCHEDULES = ("exponential", "linear")
-CRITERION_NAMES = ("reference", "best")  # the registry is lrf.stopping.CRITERIA
 
 
 @dataclass(frozen=True)
@@ -241,32 +240,26 @@ class SweepConfig:
         ValueError/TypeError at construction, naming the field and the value.
     """
 
-    lr_start: float = 1e-6
-    lr_multiplier: float = 1.1
-    lr_end: float | None = None
+    lr_start: float = bounded(1e-6, gt=0)
+    lr_multiplier: float = bounded(1.1, gt=1)
+    lr_end: float | None = bounded(None, gt=0)
     schedule: str = "exponential"
-    smoothing: float = 0.3
-    min_iter: int = 20
+    smoothing: float = bounded(0.3, ge=0, lt=1)
+    min_iter: int = bounded(20, ge=1)
     criterion: str = "reference"
-    max_iter: int = 1000
-    max_lr: float = 10.0
+    max_iter: int = bounded(1000, ge=1)
+    max_lr: float = bounded(10.0, gt=0)
 
     def __post_init__(self) -> None:
-        positive_float("lr_start", self.lr_start)
-        greater_than("lr_multiplier", self.lr_multiplier, 1.0)
+        check_bounds(self)
         one_of("schedule", self.schedule, SCHEDULES)
-        float_in("smoothing", self.smoothing, 0.0, 1.0)
-        positive_int("min_iter", self.min_iter)
-        one_of("criterion", self.criterion, CRITERION_NAMES)
-        positive_int("max_iter", self.max_iter)
-        positive_float("max_lr", self.max_lr)
+        one_of("criterion", self.criterion, criterion_names())
         if self.lr_start > self.max_lr:
             raise ValueError(f"lr_start must be <= max_lr, got lr_start={self.lr_start!r}, max_lr={self.max_lr!r}")
         if self.lr_end is None:
             if self.schedule == "linear":
                 raise ValueError("schedule='linear' needs lr_end (a linear sweep has two ends), got lr_end=None")
             return
-        positive_float("lr_end", self.lr_end)
         if self.lr_end > self.max_lr:
             raise ValueError(f"lr_end must be <= max_lr, got lr_end={self.lr_end!r}, max_lr={self.max_lr!r}")
         if self.lr_end <= self.lr_start:
@@ -291,7 +284,6 @@ class SweepConfig:
 
 # --- the check of the pick ------------------------------------------------------------
 
-RULE_NAMES = ("reference", "steepest", "valley", "minimum")  # the registry is lrf.rules.RULES
 REFERENCE_MULTIPLIERS = (1.0, 10.0, 0.1)  # the pick, ten times it, a tenth of it (SPEC §7)
 PLANS = ("reference", "refine")
 # The refine plan spends at most this many times `iterations` in all: what the reference
@@ -336,35 +328,26 @@ class CandidatePlan:
     rule: str = "reference"
     candidate_multipliers: tuple[float, ...] = REFERENCE_MULTIPLIERS
     candidate_rates: tuple[float, ...] | None = None
-    iterations: int = 500
-    last_k: int = 20
+    # a candidate's first loss is measured before any update: with one iteration every
+    # candidate has the same loss, and the check would "confirm" whatever it is given
+    iterations: int = bounded(500, ge=2, why="the first loss is measured before any update")
+    last_k: int = bounded(20, ge=1)
     plan: str = "reference"
-    refine_rates: int = 9
-    refine_span: float = 10.0
-    rungs: int = 3
-    sweeps: int = 1
-    spread_threshold: float = 3.0
+    refine_rates: int = bounded(9, ge=2)
+    refine_span: float = bounded(10.0, gt=1)
+    rungs: int = bounded(3, ge=1)
+    sweeps: int = bounded(1, ge=1)
+    spread_threshold: float = bounded(3.0, gt=1)
 
     def __post_init__(self) -> None:
-        one_of("rule", self.rule, RULE_NAMES)
+        one_of("rule", self.rule, rule_names())
         one_of("plan", self.plan, PLANS)
-        positive_int("refine_rates", self.refine_rates, minimum=2)
-        greater_than("refine_span", self.refine_span, 1.0)
-        positive_int("rungs", self.rungs)
-        positive_int("sweeps", self.sweeps)
-        greater_than("spread_threshold", self.spread_threshold, 1.0)
+        check_bounds(self)
         if self.candidate_rates is not None:
             object.__setattr__(self, "candidate_rates", validate_rates("candidate_rates", self.candidate_rates))
         else:
             multipliers = validate_rates("candidate_multipliers", self.candidate_multipliers)
             object.__setattr__(self, "candidate_multipliers", multipliers)
-        positive_int("iterations", self.iterations)
-        positive_int("last_k", self.last_k)
-        if self.iterations < 2:
-            # a candidate's first loss is measured before any update: with one iteration every
-            # candidate has the same loss, and the check would "confirm" whatever it is given
-            raise ValueError(f"iterations must be >= 2 (the first loss is measured before any update), "
-                             f"got iterations={self.iterations!r}")
         if self.last_k > self.iterations:
             # the mean of the last k of fewer than k losses is the mean of them all: say so, in
             # the plan every table and summary reports, rather than label it "last k"
@@ -429,6 +412,20 @@ class CandidatePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def rule_names() -> tuple[str, ...]:
+    """The suggestion rules a configuration may name: the registry's (:data:`lrf.rules.RULES`)."""
+    from lrf.rules import RULES  # lrf.rules reads this module's defaults: imported when asked
+
+    return tuple(RULES)
+
+
+def criterion_names() -> tuple[str, ...]:
+    """The stopping criteria a configuration may name: the registry's (:data:`lrf.stopping.CRITERIA`)."""
+    from lrf.stopping import CRITERIA
+
+    return tuple(CRITERIA)
 
 
 def validate_rates(name: str, values: Sequence[float]) -> tuple[float, ...]:

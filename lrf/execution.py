@@ -16,13 +16,15 @@ True
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
-from lrf._validate import positive_int
+from lrf._validate import bounded, check_bounds
 
 
 CPU_AT_ONCE = 3  # jobs at once on CPU by default: the reference's three candidates side by side
 CLUSTER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")
+CLUSTER_PATTERN = r"^(" + "|".join(CLUSTER_SCHEMES) + r").+"  # the flow's typed parameter reads it
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,15 @@ class Execution:
         ValueError/TypeError at construction, naming the field and the value.
     """
 
-    at_once: int | None = None
+    at_once: int | None = bounded(None, ge=1)
     recompute: bool = False
     cluster: str | None = None
 
     def __post_init__(self) -> None:
-        if self.at_once is not None:
-            positive_int("at_once", self.at_once)
+        check_bounds(self)
         if not isinstance(self.recompute, bool):
             raise TypeError(f"recompute must be true or false, got recompute={self.recompute!r}")
-        if self.cluster is not None and (not isinstance(self.cluster, str)
-                                         or not self.cluster.startswith(CLUSTER_SCHEMES)
-                                         or len(self.cluster) <= len(self.cluster.partition("://")[0]) + 3):
+        if self.cluster is not None and (not isinstance(self.cluster, str) or not re.match(CLUSTER_PATTERN, self.cluster)):
             raise ValueError(f"cluster must be a Dask scheduler address such as tcp://HOST:8786, "
                              f"got cluster={self.cluster!r}")
 

@@ -1,7 +1,7 @@
 """The jobs of a run (initialise a model, sweep, train a candidate), placed and cached.
 
 Framework-free: a job's work is its engine's (:mod:`lrf.engine`), run where the job
-was placed (:class:`Place`): on a Dask worker (:mod:`lrf.cluster`: a long-lived
+was placed (an *executor* and its slot ``slot``, :class:`lrf.cluster.Slot`): on a Dask worker (:mod:`lrf.cluster`: a long-lived
 process that imports the engine once and serves many jobs, on one device), or in
 this process (:class:`lrf.cluster.InProcess`, for the CLI). A worker runs one job
 at a time (MXNet's Python front end is not thread-safe), and a job whose worker
@@ -32,7 +32,7 @@ from lrf import _io
 from lrf.cache import (Unusable, WorkCache, candidate_work, check_params, file_sha256, init_work, read_checked_json,
                        read_or_compute, stamp, sweep_work, write_sidecar)
 from lrf.candidates import CandidateResult, Selection, select
-from lrf.cluster import ClusterRef, JobFailed, run_job, send_event, where
+from lrf.cluster import ClusterRef, InProcess, JobFailed, run_job, send_event, where
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.engine import DEFAULT_ENGINE, engine_for
 from lrf.execution import lanes
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DONE_STEP = 0.05  # a job says how far it got every 5 % (each update costs the UI ~20 ms)
 Report = Callable[[str], None]
+Executor = ClusterRef | InProcess  # where jobs run: a Dask cluster's slots, or this process
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,8 @@ class Watch:
     recompute: bool = False
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where a job runs: a cluster and the slot of it (:meth:`lrf.cluster.ClusterRef.slot`)."""
-
-    cluster: ClusterRef
-    slot: int = 0
-
-
-def init_job(setup: Setup, cache: WorkCache, *, place: Place, watch: Watch = Watch()) -> Path:
+def init_job(setup: Setup, cache: WorkCache, *, executor: Executor, slot: int = 0,
+             watch: Watch = Watch()) -> Path:
     """Build, initialise (seeded) and materialise the model; its parameters are kept in
     ``cache`` (with the record of that work in their sidecar, :func:`lrf.cache.sidecar`).
     (Fetches data that is downloaded, both splits, before the other jobs need it.)"""
@@ -83,11 +77,11 @@ def init_job(setup: Setup, cache: WorkCache, *, place: Place, watch: Watch = Wat
             write_sidecar(out, tmp, work)
 
     return _run("init", {"setup": setup.to_dict()}, {}, out, keep, lambda path: check_params(path, work),
-                place=place, watch=watch)
+                executor=executor, slot=slot, watch=watch)
 
 
 def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike, cache: WorkCache, *,
-              place: Place, watch: Watch = Watch(), report_every: int = 10) -> SweepResult:
+              executor: Executor, slot: int = 0, watch: Watch = Watch(), report_every: int = 10) -> SweepResult:
     """Run the range test from ``init_params``; the result is kept in ``cache`` (JSON)."""
     work = sweep_work(setup, config, init_params)
     out = cache.file_for(work, ".json")
@@ -103,15 +97,15 @@ def sweep_job(setup: Setup, config: SweepConfig, init_params: str | os.PathLike,
     def keep(value: dict) -> None:
         _io.write_text(out, stamp(value["text"], work))
 
-    return _run("sweep", args, {"init_params": init_params}, out, keep, read, place=place, watch=watch)
+    return _run("sweep", args, {"init_params": init_params}, out, keep, read, executor=executor, slot=slot, watch=watch)
 
 
 def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, cache: WorkCache, *,
-                  place: Place, iterations: int = CandidatePlan.iterations, last_k: int = CandidatePlan.last_k,
+                  executor: Executor, slot: int = 0, iterations: int = CandidatePlan.iterations, last_k: int = CandidatePlan.last_k,
                   start: int = 0, resume_from: str | os.PathLike | None = None, saves_state: bool = False,
                   watch: Watch = Watch()) -> tuple[CandidateResult, Path | None]:
     """Train one candidate rate; the result is kept in ``cache`` (JSON), and records where it
-    ran (:attr:`lrf.candidates.CandidateResult.placement`). Returns it, and the training's
+    ran (:attr:`lrf.candidates.CandidateResult.ran_on`). Returns it, and the training's
     saved state (None unless ``saves_state`` and it did not diverge).
 
     ``start`` and ``resume_from`` go on from a training's state (see
@@ -147,25 +141,25 @@ def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, cache
                 tmp.write_bytes(state)
             outputs = {"state": file_sha256(state_out)}
         result = dataclasses.replace(CandidateResult.from_json(value["text"]),
-                                     placement=_placement(place.cluster, value["where"]))
+                                     ran_on=_ran_on(executor, value["where"]))
         _io.write_text(out, stamp(result.to_json(), work, outputs))
 
-    result = _run("candidate", args, inputs, out, keep, read, place=place, watch=watch)
+    result = _run("candidate", args, inputs, out, keep, read, executor=executor, slot=slot, watch=watch)
     return result, (state_out if state_out is not None and not result.diverged else None)
 
 
-def _placement(cluster: ClusterRef, worker: dict) -> str:
+def _ran_on(executor: Executor, worker: dict) -> str:
     """Where a job ran, for people: the worker, and the device as the machine knows it."""
-    if not cluster.started:  # a user's cluster: which worker, and the address that finds its machine
-        return f"{worker['worker']} at {worker['address']} ({cluster.slots[0].label})"
-    label = next((slot.label for slot in cluster.slots if slot.worker == worker["worker"]), cluster.slots[0].label)
+    if not executor.started:  # a user's cluster: which worker, and the address that finds its machine
+        return f"{worker['worker']} at {worker['address']} ({executor.slots[0].label})"
+    label = next((slot.label for slot in executor.slots if slot.worker == worker["worker"]), executor.slots[0].label)
     return f"{worker['worker']} ({label})"
 
 
 def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, keep: Callable[[dict], None],
-         read: Callable[[Path], Any], *, place: Place, watch: Watch):
+         read: Callable[[Path], Any], *, executor: Executor, slot: int, watch: Watch):
     """The verified result in ``out`` (:func:`lrf.cache.read_or_compute`), or the job run on
-    ``place`` and its value kept (``keep`` writes ``out``). Raise RuntimeError naming the
+    ``executor``'s slot ``slot`` and its value kept (``keep`` writes ``out``). Raise RuntimeError naming the
     job if it fails."""
 
     def compute() -> None:
@@ -176,10 +170,10 @@ def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, 
             except OSError as error:
                 raise RuntimeError(f"lrf job {job!r} cannot read its {key} {str(path)!r}: {error.strerror}") from None
         heard = _Heard(watch)
-        slot = place.cluster.slot(place.slot)
-        placed = {**args, "setup": Setup(**args["setup"]).on_device(slot.device).to_dict()}
+        device = executor.slot(slot).device
+        placed = {**args, "setup": Setup(**args["setup"]).on_device(device).to_dict()}
         try:
-            value = run_job(place.cluster, place.slot, work_on_worker, DEFAULT_ENGINE, job, placed, inputs=files,
+            value = run_job(executor, slot, work_on_worker, DEFAULT_ENGINE, job, placed, inputs=files,
                             on_event=heard, name=f"lrf-{job}")
         except JobFailed as error:
             raise RuntimeError(f"lrf job {job!r} failed: {error}") from None
@@ -280,7 +274,7 @@ class JobStages:
         self.reused: list[str] = []
 
     def initialise(self) -> str:
-        fresh = init_job(self.setup, self.cache, place=Place(self.executor), watch=self._watch("initialise-model"))
+        fresh = init_job(self.setup, self.cache, executor=self.executor, watch=self._watch("initialise-model"))
         if self.init_params is None:
             return str(fresh)
         engine_for().check_fits(self.init_params, fresh, f"{self.setup.model} for data={self.setup.data!r}")
@@ -307,13 +301,13 @@ class JobStages:
         return Watch(report=self.report, reused=lambda path: self.reused.append(name), recompute=self.recompute)
 
     def _in_lanes(self, calls: list[Callable[..., Any]]) -> list:
-        """Each ``call(place=...)``'s value, in order; lane j's calls one after another on slot j."""
+        """Each ``call(executor=..., slot=...)``'s value, in order; lane j's calls one after another on slot j."""
         groups = lanes(len(calls), len(self.executor.slots))
         values: list = [None] * len(calls)
 
         def lane(slot: int, indices: list[int]) -> None:
             for i in indices:
-                values[i] = calls[i](place=Place(self.executor, slot))
+                values[i] = calls[i](executor=self.executor, slot=slot)
 
         if len(groups) <= 1:  # one lane: in this thread (a job in this process needs the main thread)
             for slot, indices in enumerate(groups):

@@ -191,7 +191,7 @@ def minimum(result: SweepResult) -> Suggestion:
 
 
 Rule = Callable[[SweepResult], Suggestion]
-# the names are lrf.config.RULE_NAMES (what a configuration may say; a test keeps them equal)
+# the names a configuration may say (lrf.config.rule_names reads them here)
 RULES: dict[str, Rule] = {"reference": reference, "steepest": steepest, "valley": valley, "minimum": minimum}
 DEFAULT_RULE = CandidatePlan.rule
 

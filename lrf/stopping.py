@@ -29,7 +29,6 @@ class StopReason(str, enum.Enum):
     NON_FINITE = "non_finite"  # a loss was NaN or infinite
     MAX_ITER = "max_iter"  # the iteration bound (or the end of a range schedule)
     MAX_LR = "max_lr"  # the next rate would have exceeded max_lr
-    INTERRUPTED = "interrupted"  # not returned by find(); for callers that record a partial sweep
 
 
 class Criterion(Protocol):
@@ -103,7 +102,7 @@ class BestCriterion(ReferenceCriterion):
         return smoothed, smoothed > threshold and self.counter >= self.min_iter
 
 
-# the names are lrf.config.CRITERION_NAMES (what a configuration may say; a test keeps them equal)
+# the names a configuration may say (lrf.config.criterion_names reads them here)
 CRITERIA: dict[str, type[ReferenceCriterion]] = {"reference": ReferenceCriterion, "best": BestCriterion}
 
 

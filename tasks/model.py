@@ -6,7 +6,7 @@ from lrf.cache import WorkCache
 from lrf.cluster import ClusterRef
 from lrf.config import Setup
 from lrf.engine import engine_for
-from lrf.jobs import Place, init_job
+from lrf.jobs import init_job
 from tasks._ui import JobWatch
 
 
@@ -19,7 +19,7 @@ def initialise_model(setup: Setup, cache_dir: str, cluster: ClusterRef, recomput
     network's arrays (ValueError naming it otherwise), and is copied into the cache."""
     cache = WorkCache(cache_dir)
     ui = JobWatch(f"initialise-model {setup.model}", recompute)
-    start = fresh = init_job(setup, cache, place=Place(cluster), watch=ui.watch)
+    start = fresh = init_job(setup, cache, executor=cluster, watch=ui.watch)
     if init_params is not None:  # the fresh network's parameters say what the given file must hold
         engine_for().check_fits(init_params, fresh, f"{setup.model} for data={setup.data!r}")
         start = cache.copy_in(init_params)

@@ -6,7 +6,7 @@ from lrf.cache import WorkCache
 from lrf.candidates import Selection, select
 from lrf.cluster import ClusterRef
 from lrf.config import CandidatePlan, Setup, SweepConfig
-from lrf.jobs import Place, sweep_job
+from lrf.jobs import sweep_job
 from lrf.result import SweepResult
 from tasks._ui import JobWatch
 
@@ -18,7 +18,7 @@ def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str
     goes to the run log and a progress artifact (a sweep already in the cache is reused unless
     ``recompute``)."""
     ui = JobWatch(f"lr-sweep (batch order seed {setup.seed})", recompute)
-    result = sweep_job(setup, config, init_params, WorkCache(cache_dir), place=Place(cluster, slot), watch=ui.watch)
+    result = sweep_job(setup, config, init_params, WorkCache(cache_dir), executor=cluster, slot=slot, watch=ui.watch)
     return ui.outcome(result)
 
 

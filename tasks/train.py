@@ -6,7 +6,7 @@ from lrf.cache import WorkCache
 from lrf.candidates import CandidateResult
 from lrf.cluster import ClusterRef
 from lrf.config import Setup
-from lrf.jobs import Place, candidate_job
+from lrf.jobs import candidate_job
 from lrf.run import Training
 from tasks._ui import JobWatch
 
@@ -20,7 +20,7 @@ def train_candidate(setup: Setup, init_params: str, training: Training, cache_di
     Returns the result, which records where it ran, and, for a training that may go on, its
     saved state; a training already in the cache is reused unless ``recompute``."""
     ui = JobWatch(f"train-candidate lr={training.lr:.4g}, iterations {training.start} to {training.end}", recompute)
-    result, state = candidate_job(setup, init_params, training.lr, WorkCache(cache_dir), place=Place(cluster, slot),
+    result, state = candidate_job(setup, init_params, training.lr, WorkCache(cache_dir), executor=cluster, slot=slot,
                                   iterations=training.end - training.start, last_k=training.last_k,
                                   start=training.start, resume_from=training.resume_from,
                                   saves_state=training.saves_state, watch=ui.watch)

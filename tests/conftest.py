@@ -31,10 +31,10 @@ def local_jobs():
     """Where engine and task tests run their jobs: one local cluster of two CPU workers (the
     kind a run starts for itself), shared by the session (each worker imports MXNet once)."""
     from lrf.cluster import job_cluster
-    from lrf.jobs import Place, warm_up
+    from lrf.jobs import warm_up
 
     with job_cluster("cpu", at_once=2, warm_up=warm_up) as cluster:
-        yield Place(cluster)
+        yield cluster
 
 
 @pytest.fixture(scope="session")

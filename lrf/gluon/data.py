@@ -44,7 +44,8 @@ from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
 from lrf.config import DataSpec, Setup, parse_data_spec
 from lrf.datacheck import IMAGE_SAMPLE, sample_positions
-from lrf.datasets import DIGITS_NUM_TRAIN, DataError, rec_files, rec_holdout, rec_summary, validate_data_spec
+from lrf.datasets import (CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, DIGITS_NUM_TRAIN, DataError, DataSize, rec_files,
+                          rec_holdout, rec_summary, validate_data_spec)
 from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
 
 __all__ = [
@@ -64,13 +65,12 @@ FOLDER_IMAGE_SIZE = 32
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    """Small description of a loaded data source (the same for both splits)."""
+class DatasetInfo(DataSize):
+    """A loaded data source: its size (:class:`lrf.datasets.DataSize`, known without
+    loading it), and what loading tells (the same for both splits)."""
 
-    num_classes: int
-    image_shape: tuple[int, int, int]  # (channels, height, width) as yielded
-    num_train: int
-    num_holdout: int  # 0 when the source has no holdout
+    num_classes: int = 0
+    image_shape: tuple[int, int, int] = (0, 0, 0)  # (channels, height, width) as yielded
 
 
 def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, DatasetInfo]:
@@ -110,7 +110,7 @@ def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, D
 
 
 def make_batch_loader(
-    dataset: Dataset, batch_size: int, num_workers: int | None = None, seed: int = Setup.seed, start: int = 0
+    dataset: Dataset, batch_size: int, loader_workers: int | None = None, seed: int = Setup.seed, start: int = 0
 ) -> DataLoader:
     """An endless loader of shuffled batches of exactly ``batch_size`` (SPEC §3).
 
@@ -121,7 +121,7 @@ def make_batch_loader(
     Args:
         dataset: a Gluon dataset with a length.
         batch_size: samples per batch, ``1 <= batch_size <= len(dataset)``.
-        num_workers: loader processes; ``None`` (default) means one per CPU
+        loader_workers: loader processes; ``None`` (default) means one per CPU
             core, ``0`` loads in the calling process.
         seed: seed of the batch order (default 42).
         start: begin with batch number ``start`` of that order (0): a training that goes
@@ -129,12 +129,12 @@ def make_batch_loader(
             stopped. Skipped batches are drawn as indices only; no data is loaded.
 
     Raises:
-        TypeError / ValueError: invalid ``batch_size``, ``num_workers`` or
+        TypeError / ValueError: invalid ``batch_size``, ``loader_workers`` or
             ``seed``, naming the parameter and the value.
 
     Example:
         >>> dataset, _ = load_dataset("digits")
-        >>> batches = iter(make_batch_loader(dataset, 128, num_workers=0))
+        >>> batches = iter(make_batch_loader(dataset, 128, loader_workers=0))
         >>> next(batches)[0].shape
         (128, 1, 8, 8)
     """
@@ -146,12 +146,12 @@ def make_batch_loader(
             f"batch_size must be between 1 and the data size ({size} samples), "
             f"got batch_size={batch_size!r}"
         )
-    if num_workers is None:
-        num_workers = os.cpu_count() or 1
-    if not _is_int(num_workers):
-        raise TypeError(f"num_workers must be an integer >= 0, got num_workers={num_workers!r}")
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be >= 0, got num_workers={num_workers!r}")
+    if loader_workers is None:
+        loader_workers = os.cpu_count() or 1
+    if not _is_int(loader_workers):
+        raise TypeError(f"loader_workers must be an integer >= 0, got loader_workers={loader_workers!r}")
+    if loader_workers < 0:
+        raise ValueError(f"loader_workers must be >= 0, got loader_workers={loader_workers!r}")
     batch_sampler = ContinuousBatchSampler(SeededRandomSampler(size, seed), batch_size)
     if start:
         batch_sampler = _Skipping(batch_sampler, start)
@@ -159,8 +159,8 @@ def make_batch_loader(
     # handler when it forks them, which Python allows there alone; a job on a Dask worker runs
     # in a thread (and a daemonic process, which may not have children), so there its workers
     # are threads (decoding and augmenting release the GIL; measured in benchmarks/data_pipeline)
-    thread_pool = num_workers > 0 and threading.current_thread() is not threading.main_thread()
-    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(num_workers), thread_pool=thread_pool)
+    thread_pool = loader_workers > 0 and threading.current_thread() is not threading.main_thread()
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(loader_workers), thread_pool=thread_pool)
 
 
 class _Skipping:
@@ -211,7 +211,7 @@ def close_loader(loader: DataLoader, timeout: float = 5.0) -> None:
     "Running" for ever). So the terminate runs in a helper thread; if it is not
     done within ``timeout`` seconds, the workers are SIGKILLed, which nothing
     can block. Iterators over the loader must not be used afterwards. A loader
-    with ``num_workers=0`` has no pool: nothing to do.
+    with ``loader_workers=0`` has no pool: nothing to do.
     """
     pool = getattr(loader, "_worker_pool", None)
     if pool is not None:
@@ -271,7 +271,7 @@ def _load_cifar10(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
     # Downloads (about 170 MB) on first use; never at import.
     dataset = mx.gluon.data.vision.CIFAR10(train=(split == "train"), **kwargs)
     info = DatasetInfo(
-        num_classes=10, image_shape=(3, 32, 32), num_train=50_000, num_holdout=10_000
+        num_classes=10, image_shape=(3, 32, 32), num_train=CIFAR10_NUM_TRAIN, num_holdout=CIFAR10_NUM_HOLDOUT
     )
     return dataset.transform(_normalised_sample), info
 
@@ -287,7 +287,8 @@ def _load_rec(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
     train = rec_summary(spec, "train")  # labels and classes, read without MXNet by validate_data_spec
     image_shape = _decoded_rec_shape(str(spec), rec, None, *_version(rec))
     num_holdout = 0 if holdout is None else rec_summary(spec, "holdout").count
-    info = DatasetInfo(train.num_classes, image_shape, train.count, num_holdout)
+    info = DatasetInfo(num_classes=train.num_classes, image_shape=image_shape, num_train=train.count,
+                       num_holdout=num_holdout)
     if split == "holdout":
         _decoded_rec_shape(str(spec), holdout, image_shape, *_version(holdout))
     dataset = _CheckedRecordDataset(rec if split == "train" else holdout, str(spec), train.num_classes, image_shape)

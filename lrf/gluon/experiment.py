@@ -14,7 +14,7 @@ import os
 import time
 from typing import Callable
 
-from lrf.candidates import CandidateResult
+from lrf.candidates import CandidateResult, mean_of_last
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import data as gdata
 from lrf.gluon import models
@@ -53,7 +53,7 @@ def open_learner(setup: Setup, init_params: str | os.PathLike | None = None, *, 
     keeps the workers clear of locks held by threads that do not survive a fork.
     """
     dataset, info = gdata.load_dataset(setup.source, "train")
-    loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.workers, seed=setup.seed, start=start)
+    loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.loader_workers, seed=setup.seed, start=start)
     try:
         net, ctx = _network(setup, info, init_params)
         return GluonLearner(net, loader, ctx, info=info)
@@ -132,11 +132,10 @@ def train_at_rate(
         if learner.info.num_holdout and math.isfinite(losses[-1]):
             holdout, _ = gdata.load_dataset(setup.source, "holdout")
             holdout_loss, holdout_accuracy = evaluate(learner, holdout, setup.batch_size)
-    tail = losses[-last_k:]
     diverged = not math.isfinite(losses[-1])
     return CandidateResult(
         lr=lr, iterations=iterations, losses=tuple(losses), final_loss=math.nan if diverged else losses[-1],
-        last_k=last_k, mean_last_k=math.nan if diverged else sum(tail) / len(tail), holdout_loss=holdout_loss,
+        last_k=last_k, mean_last_k=mean_of_last(losses, last_k), holdout_loss=holdout_loss,
         holdout_accuracy=holdout_accuracy, seconds=round(time.perf_counter() - started, 3),
     )
 

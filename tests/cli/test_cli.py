@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("find") / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "lrf.cli", "find", "--out", str(out), "--workers", "1"],
+        [sys.executable, "-m", "lrf.cli", "find", "--out", str(out), "--loader-workers", "1"],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     return out, done
@@ -49,7 +49,7 @@ def test_find_prints_the_suggestion_and_a_progress_bar(run):
 
 def test_same_seed_same_curve(tmp_path, run):
     out, _ = run
-    assert main(["find", "--out", str(tmp_path / "again"), "--workers", "0", "--no-progress"]) == 0
+    assert main(["find", "--out", str(tmp_path / "again"), "--loader-workers", "0", "--no-progress"]) == 0
     first = SweepResult.load(out / "sweep.csv")
     again = SweepResult.load(tmp_path / "again" / "sweep.csv")
     assert again.losses == first.losses  # workers change nothing: same seed, same batches, same curve
@@ -60,7 +60,7 @@ def test_help_explains_every_option(capsys):
         main(["find", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--data", "--model", "--device", "--batch-size", "--seed", "--workers", "--lr-start",
+    for option in ("--data", "--model", "--device", "--batch-size", "--seed", "--loader-workers", "--lr-start",
                    "--lr-multiplier", "--lr-end", "--schedule", "--smoothing", "--min-iter", "--max-iter",
                    "--max-lr", "--criterion", "--rule", "--out", "--init-params"):
         assert option in text
@@ -82,7 +82,7 @@ def test_help_explains_every_option(capsys):
         (["--batch-size", "0"], "--batch-size", "batch_size=0"),
         (["--batch-size", "5000"], "--batch-size", "batch_size=5000"),
         (["--seed", "-1"], "--seed", "seed=-1"),
-        (["--workers", "-2"], "--workers", "workers=-2"),
+        (["--loader-workers", "-2"], "--loader-workers", "loader_workers=-2"),
         (["--model", "resnet19"], "--model", "model='resnet19'"),
         (["--device", "gpu:7"], "--device", "device='gpu:7'"),
         (["--device", "tpu"], "--device", "device='tpu'"),

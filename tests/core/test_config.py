@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import lrf
-from lrf import _validate, config
+from lrf import _validate
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.execution import Execution
 from lrf.runs import DEFAULT_OUTPUT_ROOT
@@ -63,9 +63,13 @@ def test_deployments_declare_only_what_differs_from_the_defaults():
         assert repeated == {}, f"{deployment['name']} repeats defaults {repeated}"
 
 
-def test_registries_match_the_names_a_configuration_accepts():
-    assert set(lrf.RULES) == set(config.RULE_NAMES)
-    assert set(lrf.CRITERIA) == set(config.CRITERION_NAMES)
+def test_a_rule_or_criterion_registered_is_accepted_everywhere_at_once(monkeypatch):
+    monkeypatch.setitem(lrf.RULES, "halfway", lrf.RULES["reference"])
+    assert CandidatePlan(rule="halfway").rule == "halfway"  # the registry gives the names
+    with pytest.raises(ValueError, match="rule='nope'"):
+        CandidatePlan(rule="nope")
+    monkeypatch.setitem(lrf.CRITERIA, "patient", lrf.CRITERIA["best"])
+    assert SweepConfig(criterion="patient").criterion == "patient"
     assert lrf.DEFAULT_RULE == CandidatePlan.rule
 
 

@@ -209,13 +209,13 @@ def _labels(loader, count):
 
 def test_batch_loader_is_endless_and_reproducible(digits):
     # 1500 samples / 128 = 11.7 batches per epoch: 25 batches cross two epochs.
-    loader = make_batch_loader(digits, 128, num_workers=0, seed=5)
+    loader = make_batch_loader(digits, 128, loader_workers=0, seed=5)
     labels, shapes = _labels(loader, 25)
     assert shapes == [(128, 1, 8, 8)] * 25
-    assert _labels(make_batch_loader(digits, 128, num_workers=0, seed=5), 25)[0] == labels
-    assert _labels(make_batch_loader(digits, 128, num_workers=0, seed=6), 25)[0] != labels
+    assert _labels(make_batch_loader(digits, 128, loader_workers=0, seed=5), 25)[0] == labels
+    assert _labels(make_batch_loader(digits, 128, loader_workers=0, seed=6), 25)[0] != labels
 
-    pooled = make_batch_loader(digits, 128, num_workers=2, seed=5)
+    pooled = make_batch_loader(digits, 128, loader_workers=2, seed=5)
     try:
         assert _labels(pooled, 25) == (labels, shapes)  # same order with workers
     finally:
@@ -223,7 +223,7 @@ def test_batch_loader_is_endless_and_reproducible(digits):
 
 
 def test_close_loader_stops_the_workers(digits):
-    loader = make_batch_loader(digits, 64, num_workers=2)
+    loader = make_batch_loader(digits, 64, loader_workers=2)
     workers = list(loader._worker_pool._pool)
     assert len(workers) == 2 and all(w.is_alive() for w in workers)
     next(iter(loader))
@@ -244,7 +244,7 @@ def test_batch_loader_defaults_to_one_worker_per_core(digits):
 
 def test_batch_loader_on_rec_with_workers(cifar_rec):
     dataset, _ = load_dataset(f"rec:{cifar_rec}")
-    loader = make_batch_loader(dataset, 16, num_workers=2)
+    loader = make_batch_loader(dataset, 16, loader_workers=2)
     try:
         for x, y in itertools.islice(iter(loader), 4):
             assert x.shape == (16, 3, 32, 32) and x.dtype == np.float32
@@ -259,11 +259,11 @@ def test_a_loader_off_the_main_thread_uses_threads_and_reads_rec_records_whole(c
     import threading
 
     dataset, _ = load_dataset(f"rec:{cifar_rec}")
-    expected = [x.asnumpy() for x, _ in itertools.islice(iter(make_batch_loader(dataset, 128, num_workers=0)), 40)]
+    expected = [x.asnumpy() for x, _ in itertools.islice(iter(make_batch_loader(dataset, 128, loader_workers=0)), 40)]
     seen, errors = [], []
 
     def in_a_thread():
-        loader = make_batch_loader(dataset, 128, num_workers=8)
+        loader = make_batch_loader(dataset, 128, loader_workers=8)
         try:
             seen.append(type(loader._worker_pool).__name__)
             for x, _ in itertools.islice(iter(loader), 40):
@@ -288,7 +288,7 @@ def test_a_loader_off_the_main_thread_uses_threads_and_reads_rec_records_whole(c
         ({"batch_size": 1501}, ValueError, r"1500 samples.*batch_size=1501"),
         ({"batch_size": 2.0}, TypeError, "batch_size=2.0"),
         ({"batch_size": 8, "num_workers": -1}, ValueError, "num_workers=-1"),
-        ({"batch_size": 8, "num_workers": 1.5}, TypeError, "num_workers=1.5"),
+        ({"batch_size": 8, "num_workers": 1.5}, TypeError, "loader_workers=1.5"),
         ({"batch_size": 8, "num_workers": 0, "seed": -3}, ValueError, "seed=-3"),
     ],
 )

@@ -16,23 +16,23 @@ from lrf import jobs
 from lrf.cache import WorkCache
 from lrf.gluon.experiment import run_sweep
 
-SETUP = Setup(data="digits", workers=0)
+SETUP = Setup(data="digits", loader_workers=0)
 
 
 @pytest.fixture(scope="module")
 def init_params(tmp_path_factory, local_jobs):
-    return jobs.init_job(SETUP, WorkCache(tmp_path_factory.mktemp("init")), place=local_jobs)
+    return jobs.init_job(SETUP, WorkCache(tmp_path_factory.mktemp("init")), executor=local_jobs)
 
 
 def test_initialisation_is_reproducible(init_params, tmp_path, local_jobs):
-    again = jobs.init_job(SETUP, WorkCache(tmp_path), place=jobs.Place(local_jobs.cluster, 1))
+    again = jobs.init_job(SETUP, WorkCache(tmp_path), executor=local_jobs, slot=1)
     assert again.read_bytes() == Path(init_params).read_bytes()
 
 
 def test_sweep_on_a_worker_equals_the_sweep_in_process(init_params, tmp_path, local_jobs):
     lines, done = [], []
     config = SweepConfig(max_iter=60)
-    remote = jobs.sweep_job(SETUP, config, init_params, WorkCache(tmp_path), place=local_jobs,
+    remote = jobs.sweep_job(SETUP, config, init_params, WorkCache(tmp_path), executor=local_jobs,
                             watch=jobs.Watch(report=lines.append, done=done.append), report_every=20)
     here = run_sweep(SETUP, config, init_params=init_params)
     assert remote.losses == here.losses and remote.lrs == here.lrs
@@ -43,20 +43,20 @@ def test_sweep_on_a_worker_equals_the_sweep_in_process(init_params, tmp_path, lo
 
 
 def test_candidates_are_paired_same_weights_same_batches_wherever_they_run(init_params, tmp_path, local_jobs):
-    on = [jobs.Place(local_jobs.cluster, slot) for slot in (0, 1, 1)]
-    a = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "a"), place=on[0], iterations=40, last_k=5)[0]
-    b = jobs.candidate_job(SETUP, init_params, 0.01, WorkCache(tmp_path / "b"), place=on[1], iterations=40, last_k=5)[0]
-    again = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "c"), place=on[2], iterations=40, last_k=5)[0]
+    on = (0, 1, 1)  # the slots each runs on
+    a = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "a"), executor=local_jobs, slot=on[0], iterations=40, last_k=5)[0]
+    b = jobs.candidate_job(SETUP, init_params, 0.01, WorkCache(tmp_path / "b"), executor=local_jobs, slot=on[1], iterations=40, last_k=5)[0]
+    again = jobs.candidate_job(SETUP, init_params, 0.1, WorkCache(tmp_path / "c"), executor=local_jobs, slot=on[2], iterations=40, last_k=5)[0]
     assert a.losses[0] == b.losses[0]  # the first loss is before any step: same weights, same batch
     assert a.losses[1] != b.losses[1]  # then only the rate differs
     assert again.losses == a.losses  # another worker, the same numbers
     assert a.final_loss == a.losses[-1] and a.mean_last_k == pytest.approx(sum(a.losses[-5:]) / 5)
     assert 0 < a.holdout_accuracy <= 1 and a.holdout_loss > 0  # digits has a held-out split
-    assert (a.placement, again.placement) == ("lrf-cpu0 (cpu)", "lrf-cpu1 (cpu)")  # where each ran
+    assert (a.ran_on, again.ran_on) == ("lrf-cpu0 (cpu)", "lrf-cpu1 (cpu)")  # where each ran
 
 
 def test_a_diverging_candidate_stops_and_says_so(init_params, tmp_path, local_jobs):
-    result = jobs.candidate_job(SETUP, init_params, 2.0, WorkCache(tmp_path), place=local_jobs, iterations=200)[0]
+    result = jobs.candidate_job(SETUP, init_params, 2.0, WorkCache(tmp_path), executor=local_jobs, iterations=200)[0]
     assert result.diverged and len(result.losses) < 200 and result.holdout_loss is None
 
 
@@ -66,7 +66,7 @@ def test_large_inputs_travel_with_the_job_without_a_warning(local_jobs):
     inputs = {"init.params": os.urandom(12 * 2**20)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sizes = run_job(local_jobs.cluster, 0, lambda received, topic: {k: len(v) for k, v in received.items()},
+        sizes = run_job(local_jobs, 0, lambda received, topic: {k: len(v) for k, v in received.items()},
                         inputs=inputs)
     assert sizes == {"init.params": 12 * 2**20}
     assert not [w for w in caught if "large" in str(w.message).lower()], [str(w.message) for w in caught]
@@ -74,7 +74,7 @@ def test_large_inputs_travel_with_the_job_without_a_warning(local_jobs):
 
 def test_a_missing_input_is_named_before_any_work(tmp_path, local_jobs):
     with pytest.raises(RuntimeError, match="cannot read its init_params") as error:
-        jobs.candidate_job(SETUP, tmp_path / "missing.params", 0.1, WorkCache(tmp_path), place=local_jobs,
+        jobs.candidate_job(SETUP, tmp_path / "missing.params", 0.1, WorkCache(tmp_path), executor=local_jobs,
                            iterations=5)
     assert "missing.params" in str(error.value)
     assert not list(tmp_path.glob("candidate-*"))
@@ -84,7 +84,7 @@ def test_an_error_on_the_worker_is_raised_here_with_its_message(tmp_path, local_
     bad = tmp_path / "bad.params"
     bad.write_bytes(b"not parameters")
     with pytest.raises(RuntimeError, match="lrf job 'candidate' failed on its worker: .*Error"):
-        jobs.candidate_job(SETUP, bad, 0.1, WorkCache(tmp_path), place=local_jobs, iterations=5)
+        jobs.candidate_job(SETUP, bad, 0.1, WorkCache(tmp_path), executor=local_jobs, iterations=5)
     assert not list(tmp_path.glob("candidate-*"))
 
 
@@ -95,19 +95,19 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_and_completes(init_p
     def train():
         try:
             outcome["result"], _ = jobs.candidate_job(SETUP, init_params, 0.01, WorkCache(tmp_path),
-                                                      place=local_jobs, iterations=150, watch=watch)
+                                                      executor=local_jobs, iterations=150, watch=watch)
         except Exception as error:  # noqa: BLE001 (reported by the assertion below)
             outcome["error"] = error
 
     thread = threading.Thread(target=train)
     thread.start()
     assert started.wait(120), "the job never reported progress"
-    victim = _worker_pid(local_jobs.cluster, "lrf-cpu0")
+    victim = _worker_pid(local_jobs, "lrf-cpu0")
     os.kill(victim, signal.SIGKILL)
     thread.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
-    assert len(result.losses) == 150 and result.placement == "lrf-cpu1 (cpu)"  # the other worker finished it
+    assert len(result.losses) == 150 and result.ran_on == "lrf-cpu1 (cpu)"  # the other worker finished it
     assert len(list(tmp_path.glob("candidate-*.json"))) == 1
 
 

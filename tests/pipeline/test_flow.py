@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tmp_path):
-    summary = lr_finder(iterations=40, last_k=5, at_once=2, workers=0, output_root=str(tmp_path))
+    summary = lr_finder(iterations=40, last_k=5, at_once=2, loader_workers=0, output_root=str(tmp_path))
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == tmp_path.resolve()
     expected = {"init.params", "sweep.csv", "sweep.png", "candidate_losses.csv", "candidates.png",
@@ -56,7 +56,7 @@ def test_a_given_init_params_file_is_where_the_run_starts(prefect_api, tmp_path,
     from lrf.gluon.models import build_model, save_parameters
 
     given = save_parameters(build_model("small-cnn", 10, (1, 8, 8), mx.cpu(), seed=7), tmp_path / "mine.params")
-    summary = lr_finder(init_params=str(given), candidate_rates=(0.05,), iterations=10, last_k=5, workers=0,
+    summary = lr_finder(init_params=str(given), candidate_rates=(0.05,), iterations=10, last_k=5, loader_workers=0,
                         output_root=str(tmp_path / "runs"), cluster=dask_cluster.address)
     assert (Path(summary["run_dir"]) / "init.params").read_bytes() == given.read_bytes()
     # the cache holds a copy named by the file's content, and every job started from it
@@ -68,7 +68,7 @@ def test_a_given_init_params_file_is_where_the_run_starts(prefect_api, tmp_path,
 
 
 def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api, tmp_path, dask_cluster):
-    summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, workers=0,
+    summary = lr_finder(plan="refine", refine_rates=4, rungs=2, iterations=40, last_k=5, loader_workers=0,
                         output_root=str(tmp_path), cluster=dask_cluster.address)
     rungs = summary["rungs"]
     assert [len(r["rates"]) for r in rungs] <= [4, 2] and len(rungs[0]["rates"]) == 4
@@ -84,7 +84,7 @@ def test_refine_plan_halves_the_candidates_and_recommends_a_finalist(prefect_api
 
 
 def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_path, dask_cluster):
-    summary = lr_finder(sweeps=3, iterations=20, last_k=5, workers=0, output_root=str(tmp_path),
+    summary = lr_finder(sweeps=3, iterations=20, last_k=5, loader_workers=0, output_root=str(tmp_path),
                         cluster=dask_cluster.address)
     sweeps = summary["sweeps"]
     assert sweeps["count"] == 3 and len(sweeps["picks"]) == 3
@@ -120,7 +120,7 @@ def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
     def run(**kwargs) -> tuple[dict, list]:
-        state = lr_finder(iterations=20, last_k=5, workers=0, output_root=str(tmp_path), return_state=True,
+        state = lr_finder(iterations=20, last_k=5, loader_workers=0, output_root=str(tmp_path), return_state=True,
                           cluster=dask_cluster.address, **kwargs)
         assert state.is_completed(), state.message
         flow_run_id = state.state_details.flow_run_id

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_candidates_run_on_both_workers_of_a_given_cluster(prefect_api, tmp_path, dask_cluster):
-    summary = lr_finder(iterations=30, last_k=5, workers=0, output_root=str(tmp_path), cluster=dask_cluster.address)
+    summary = lr_finder(iterations=30, last_k=5, loader_workers=0, output_root=str(tmp_path), cluster=dask_cluster.address)
     rows = json.loads((Path(summary["run_dir"]) / "summary.json").read_text())["final_losses"]
     workers = sorted(row["ran_on"].split()[0] for row in rows)
     assert workers == ["w0", "w0", "w1"]  # round-robin over the two workers, sorted by name
@@ -33,7 +33,7 @@ def test_a_worker_killed_during_a_candidate_loses_nothing(prefect_api, tmp_path,
     outcome = {}
 
     def run():
-        outcome["summary"] = lr_finder(iterations=400, last_k=5, workers=0, output_root=str(tmp_path),
+        outcome["summary"] = lr_finder(iterations=400, last_k=5, loader_workers=0, output_root=str(tmp_path),
                                        cluster=dask_cluster.address)
 
     flow = threading.Thread(target=run)

@@ -20,7 +20,7 @@ from tasks.run_folder import create_run_folder
 from tasks.sweep import lr_sweep, select_lr
 from tasks.train import train_candidate
 
-SETUP = Setup(data="digits", workers=0)
+SETUP = Setup(data="digits", loader_workers=0)
 
 
 @pytest.fixture(autouse=True)
@@ -48,13 +48,13 @@ def cache_dir(folders):
 @pytest.fixture(scope="module")
 def init_params(cache_dir, local_jobs):
     with disable_run_logger():
-        return initialise_model.fn(SETUP, cache_dir, local_jobs.cluster)
+        return initialise_model.fn(SETUP, cache_dir, local_jobs)
 
 
 @pytest.fixture(scope="module")
 def sweep(cache_dir, init_params, local_jobs):
     with disable_run_logger():
-        return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir, local_jobs.cluster)
+        return lr_sweep.fn(SETUP, SweepConfig(), init_params, cache_dir, local_jobs)
 
 
 def test_check_inputs_builds_the_configuration():
@@ -85,7 +85,7 @@ def test_check_inputs_then_prepare_dataset_reject_bad_values(setup, sweep, plan,
 def test_prepare_dataset_makes_paths_absolute(monkeypatch, cifar10_dir):
     CIFAR10 = cifar10_dir / "train.rec"
     monkeypatch.chdir(CIFAR10.parent)
-    prepared = prepare_dataset.fn(Setup(data="rec:train.rec", workers=0))
+    prepared = prepare_dataset.fn(Setup(data="rec:train.rec", loader_workers=0))
     source, path = prepared.data.split(":", 1)
     assert source == "rec" and Path(path).is_absolute() and Path(path).resolve() == CIFAR10.resolve()
     assert prepare_dataset.fn(SETUP) == SETUP
@@ -101,9 +101,9 @@ def test_initialise_model_saves_the_parameters_once(init_params, cache_dir, loca
     path = Path(init_params)
     assert path.parent == Path(cache_dir) and path.name.startswith("init-") and path.stat().st_size > 0
     stamp = path.stat().st_mtime_ns
-    assert initialise_model.fn(SETUP, cache_dir, local_jobs.cluster) == init_params
+    assert initialise_model.fn(SETUP, cache_dir, local_jobs) == init_params
     assert path.stat().st_mtime_ns == stamp  # reused
-    other = initialise_model.fn(replace(SETUP, seed=7), cache_dir, local_jobs.cluster)
+    other = initialise_model.fn(replace(SETUP, seed=7), cache_dir, local_jobs)
     assert other != init_params and Path(other).read_bytes() != path.read_bytes()
 
 
@@ -124,11 +124,11 @@ def test_select_lr_gives_the_reference_candidates(sweep):
 
 def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params, local_jobs):
     result, state = train_candidate.fn(SETUP, init_params, Training(0.1, 0, 30, last_k=5), cache_dir,
-                                       local_jobs.cluster, slot=1)
+                                       local_jobs, slot=1)
     assert state is None  # trained to the end: nothing goes on from here
     assert isinstance(result, CandidateResult) and len(result.losses) == 30
     assert result.holdout_loss > 0 and 0 <= result.holdout_accuracy <= 1
-    assert result.placement == "lrf-cpu1 (cpu)"  # the slot it was sent to
+    assert result.ran_on == "lrf-cpu1 (cpu)"  # the slot it was sent to
     saved = [json.loads(p.read_text()) for p in Path(cache_dir).glob("candidate-*.json")]
     assert [s["final_loss"] for s in saved if s["lr"] == 0.1 and s["iterations"] == 30] == [result.final_loss]
 
@@ -140,7 +140,7 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
     plan = CandidatePlan(iterations=20, last_k=5)
     selection = select_lr.fn([sweep], plan)
     candidates = [train_candidate.fn(SETUP, init_params, Training(lr, 0, plan.iterations, plan.last_k), cache_dir,
-                                     local_jobs.cluster, slot=i)[0]
+                                     local_jobs, slot=i)[0]
                   for i, lr in enumerate(selection.candidates)]
     summary = report.fn(run_dir, SETUP, init_params, [sweep], selection, plan, Execution(), [candidates])
     files = {p.name for p in Path(run_dir).iterdir()}
@@ -164,7 +164,7 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
 
 
 def test_a_candidate_goes_on_from_its_saved_state_as_if_it_never_stopped(cache_dir, init_params, local_jobs):
-    cluster = local_jobs.cluster
+    cluster = local_jobs
     whole, _ = train_candidate.fn(SETUP, init_params, Training(0.05, 0, 30, 5), cache_dir, cluster)
     first, state = train_candidate.fn(SETUP, init_params, Training(0.05, 0, 12, 5, saves_state=True), cache_dir,
                                       cluster, 0)

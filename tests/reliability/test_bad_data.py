@@ -144,7 +144,7 @@ def test_lrf_find_exits_2_naming_the_file_and_record_and_writes_nothing(tmp_path
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
         cli_main(["find", "--out", str(out), "--no-progress", "--data", data, "--model", "small-cnn",
-                  "--batch-size", str(BATCH), "--workers", "0"])
+                  "--batch-size", str(BATCH), "--loader-workers", "0"])
     error = capsys.readouterr().err
     assert exit_.value.code == 2, error
     assert "argument --data: data=" in error and message in error, error
@@ -159,7 +159,7 @@ def test_the_flow_fails_the_first_task_that_can_see_it(prefect_api, tmp_path, na
 
     data, message, task = _build(name, tmp_path)
     root = tmp_path / "runs"
-    state = lr_finder(data=data, model="small-cnn", batch_size=BATCH, workers=0, iterations=4, last_k=2,
+    state = lr_finder(data=data, model="small-cnn", batch_size=BATCH, loader_workers=0, iterations=4, last_k=2,
                       candidate_rates=(0.01,), output_root=str(root), return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception) as error:

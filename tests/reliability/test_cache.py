@@ -23,7 +23,7 @@ from lrf import SweepResult, cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-PARAMS = dict(iterations=20, last_k=5, at_once=1, workers=0)
+PARAMS = dict(iterations=20, last_k=5, at_once=1, loader_workers=0)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def _write_rec(path: Path, seed: int, count: int = 48) -> None:
     writer.close()
 
 
-REC_PARAMS = dict(model="small-cnn", batch_size=8, workers=0, iterations=6, last_k=3, candidate_rates=(0.01,),
+REC_PARAMS = dict(model="small-cnn", batch_size=8, loader_workers=0, iterations=6, last_k=3, candidate_rates=(0.01,),
                   max_iter=40, at_once=1)
 
 
@@ -240,17 +240,17 @@ def test_a_result_recorded_for_other_data_is_not_reused_even_under_the_same_name
 
     data, cache = tmp_path / "images.rec", WorkCache(tmp_path / "cache")
     _write_rec(data, seed=1)
-    setup = Setup(data=f"rec:{data}", model="small-cnn", batch_size=8, workers=0)
-    init = jobs.init_job(setup, cache, place=local_jobs)
+    setup = Setup(data=f"rec:{data}", model="small-cnn", batch_size=8, loader_workers=0)
+    init = jobs.init_job(setup, cache, executor=local_jobs)
     config = SweepConfig(max_iter=15)
-    old = jobs.sweep_job(setup, config, init, cache, place=local_jobs)
+    old = jobs.sweep_job(setup, config, init, cache, executor=local_jobs)
     old_file = cache.file_for(sweep_work(setup, config, init), ".json")
     _write_rec(data, seed=2)
     new_file = cache.file_for(sweep_work(setup, config, init), ".json")
     assert new_file != old_file  # other data, other work, another name
     shutil.copy(old_file, new_file)
     with caplog.at_level(logging.WARNING, logger="lrf.cache"):
-        new = jobs.sweep_job(setup, config, init, cache, place=local_jobs)
+        new = jobs.sweep_job(setup, config, init, cache, executor=local_jobs)
     (warning,) = _warnings(caplog)
     assert "data_fingerprint" in warning and str(new_file) in warning
     assert list(cache.folder.glob(new_file.name + ".corrupt-*")) and new.losses != old.losses
@@ -262,16 +262,16 @@ def test_a_damaged_training_state_makes_its_result_unusable(tmp_path, caplog, lo
     from lrf.config import Setup
     from lrf import jobs
 
-    setup, cache = Setup(data="digits", workers=0), WorkCache(tmp_path)
-    init = jobs.init_job(setup, cache, place=local_jobs)
+    setup, cache = Setup(data="digits", loader_workers=0), WorkCache(tmp_path)
+    init = jobs.init_job(setup, cache, executor=local_jobs)
     first, state = jobs.candidate_job(setup, init, 0.05, cache, iterations=6, last_k=3, saves_state=True,
-                                      place=local_jobs)
+                                      executor=local_jobs)
     (out,) = tmp_path.glob("candidate-*.json")
     good = state.read_bytes()
     state.write_bytes(good[: len(good) // 2])
     with caplog.at_level(logging.WARNING, logger="lrf.cache"):
         again, _ = jobs.candidate_job(setup, init, 0.05, cache, iterations=6, last_k=3, saves_state=True,
-                                      place=local_jobs)
+                                      executor=local_jobs)
     (warning,) = _warnings(caplog)
     assert str(state) in warning and str(out) in warning and "set aside" in warning
     assert again.losses == first.losses and state.read_bytes() == good

@@ -44,7 +44,7 @@ def test_a_killed_candidate_worker_loses_nothing_its_job_runs_again(prefect_api,
     known, killed = set(cluster._clients), []
     killer = threading.Thread(target=lambda: killed.append(os.kill(_busy_worker_pid(known), signal.SIGKILL)))
     killer.start()
-    state = lr_finder(iterations=300, last_k=5, at_once=2, workers=0, output_root=str(tmp_path), return_state=True)
+    state = lr_finder(iterations=300, last_k=5, at_once=2, loader_workers=0, output_root=str(tmp_path), return_state=True)
     killer.join()
     assert killed, "no candidate's worker was killed"
     assert state.is_completed(), state.message
@@ -68,7 +68,7 @@ def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tm
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     script = ("from flows.lr_finder import lr_finder; import json, sys; "
-              "print(json.dumps(lr_finder(iterations=60, last_k=5, at_once=2, workers=0, "
+              "print(json.dumps(lr_finder(iterations=60, last_k=5, at_once=2, loader_workers=0, "
               f"output_root={str(tmp_path)!r})['run_dir']))")
     runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -90,7 +90,7 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     script = ("from flows.lr_finder import lr_finder; import json; "
-              "print(json.dumps(lr_finder(iterations=400, last_k=5, at_once=1, workers=0, "
+              "print(json.dumps(lr_finder(iterations=400, last_k=5, at_once=1, loader_workers=0, "
               f"output_root={str(tmp_path)!r})['run_dir']))")
     cache = tmp_path / "cache"
 
@@ -122,7 +122,7 @@ def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(pr
     assert len(summary["final_losses"]) == 3
 
 
-FIND = ["-m", "lrf.cli", "find", "--workers", "0", "--max-iter", "600", "--lr-multiplier", "1.015"]
+FIND = ["-m", "lrf.cli", "find", "--loader-workers", "0", "--max-iter", "600", "--lr-multiplier", "1.015"]
 
 
 def _find(out: Path, log: Path) -> subprocess.Popen:

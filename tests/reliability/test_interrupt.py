@@ -35,7 +35,7 @@ def _wait_for(path_predicate, timeout=120):
 def test_cli_killed_mid_sweep_leaves_no_output_and_no_temporaries(tmp_path, how):
     out = tmp_path / "run"
     # a sweep that cannot diverge and runs for minutes unless stopped
-    child = _start(["-m", "lrf.cli", "find", "--out", str(out), "--workers", "1", "--lr-multiplier", "1.00001",
+    child = _start(["-m", "lrf.cli", "find", "--out", str(out), "--loader-workers", "1", "--lr-multiplier", "1.00001",
                     "--max-iter", "1000000"], ROOT)
     line = ""
     while "lr sweep" not in line:  # the progress bar is up: the sweep is training
@@ -88,19 +88,19 @@ def test_a_job_whose_worker_dies_each_time_fails_naming_it_and_leaves_nothing(tm
     from lrf import jobs
     from lrf.cache import WorkCache
 
-    setup = Setup(data="digits", workers=1)
-    init = jobs.init_job(setup, WorkCache(tmp_path), place=local_jobs)
+    setup = Setup(data="digits", loader_workers=1)
+    init = jobs.init_job(setup, WorkCache(tmp_path), executor=local_jobs)
     out = tmp_path / "cand"
     progress, outcome = [], {}
 
     def train():
         try:
-            jobs.candidate_job(setup, init, 0.01, WorkCache(out), iterations=2000, place=local_jobs,
+            jobs.candidate_job(setup, init, 0.01, WorkCache(out), iterations=2000, executor=local_jobs,
                                watch=jobs.Watch(done=progress.append))
         except RuntimeError as error:
             outcome["error"] = str(error)
 
-    client = client_for(local_jobs.cluster.address)
+    client = client_for(local_jobs.address)
     thread = threading.Thread(target=train)
     thread.start()
     for _ in range(2):  # its worker, then the one it was moved to
