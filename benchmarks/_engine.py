@@ -24,7 +24,7 @@ def make_loader(setup: Setup, loader_workers: int | None | str = "setup"):
     workers at once, and the library forks before any MXNet operator has run (a fork
     after MXNet's threads have started can leave a worker holding a lock nobody frees).
     """
-    dataset, _ = gdata.load_dataset(setup.source, "train")
+    dataset, _ = gdata.load_dataset(setup.data_spec, "train")
     count = setup.loader_workers if loader_workers == "setup" else loader_workers
     return gdata.make_batch_loader(dataset, setup.batch_size, count, seed=setup.seed)
 

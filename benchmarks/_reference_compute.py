@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     config = SweepConfig.from_dict(json.loads(config_json))
     init_params = Path(folder) / "reference-init.params"
     started = time.perf_counter()
-    load_dataset(setup.source, "train")  # cold: what every job pays inside its own clock too
+    load_dataset(setup.data_spec, "train")  # cold: what every job pays inside its own clock too
     data = time.perf_counter() - started
     started = time.perf_counter()
     net, _, _, _ = build_network(setup)

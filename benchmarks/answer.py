@@ -150,7 +150,7 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
     # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
     runs = {"reference": flow("reference plan", plan="reference")}
     runs["refine"] = flow("refine plan", plan="refine")
-    pick = runs["reference"]["rule_pick"]
+    pick = runs["reference"]["pick_lr"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])
     # the rates nearest the pick train first (the summary sorts them again)
     order = sorted(grid, key=lambda lr: (abs(math.log(lr / pick)), lr)) if case["anchored"] else grid

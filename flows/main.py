@@ -148,8 +148,8 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         check_cluster(built[Execution].cluster)
         engine_for().check_init_params(params["init_params"])
     except (ValueError, TypeError) as error:
-        name = parameter_of(error)
-        option = f"argument --{name.replace('_', '-')}: " if name in params else ""
+        name = parameter_of(error, params)
+        option = f"argument --{name.replace('_', '-')}: " if name else ""
         parser.error(f"{option}{error}")
 
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     recommended = summary["recommended_lr"]
     print("recommended learning rate: " + (f"{recommended:.4g}" if recommended is not None else "none"))
     print(f"  evidence: {summary['recommendation']['evidence']}")
-    pick = summary["rule_pick"]
+    pick = summary["pick_lr"]
     print(f"  the {summary['rule']} rule's pick: " + (f"{pick:.4g}" if pick is not None else "none"))
     bounds = summary["cyclical_range"]
     if bounds["base_lr"] is not None:

@@ -102,14 +102,17 @@ def check_bounds(obj: object) -> None:
             greater_than(name, value, limits["gt"])
 
 
-def parameter_of(error: Exception) -> str | None:
+def parameter_of(error: Exception, among=None) -> str | None:
     """The parameter an error of these checks names (every message says ``name=value``), for
-    an entry point that turns it back into its option; None if it names none.
+    an entry point that turns it back into its option: the first one named that is ``among``
+    the entry point's parameters (any, if None); None if it names none of them.
 
     >>> parameter_of(ValueError("iterations must be >= 2, got iterations=1"))
+    'iterations'
+    >>> parameter_of(ValueError("rungs=3 with refine_rates=9 leave an empty rung at iterations=3"), ["iterations"])
     'iterations'
     """
     import re
 
-    match = re.search(r"\b([a-z_]+)=", str(error))
-    return match.group(1) if match else None
+    names = re.findall(r"\b([a-z_]+)=", str(error))
+    return next((name for name in names if among is None or name in among), None)

@@ -69,7 +69,7 @@ def work_fields(setup) -> dict:
     included (its fingerprint): for work records. Computed without a framework."""
     from lrf.datasets import data_fingerprint
 
-    return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.source)}
+    return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.data_spec)}
 
 
 def init_work(setup) -> dict:

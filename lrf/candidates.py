@@ -36,7 +36,7 @@ class Selection:
     when candidates come from multipliers; empty if there is no reliable suggestion)."""
 
     rule: str
-    suggestion: Suggestion
+    pick: Suggestion  # the rule's pick (its rate, or why there is none)
     candidates: tuple[float, ...]
     multipliers: tuple[float, ...] | None
     picks: tuple[float | None, ...] = ()  # the rule's pick on each sweep (one per sweep)
@@ -46,10 +46,10 @@ class Selection:
     @property
     def pick_lr(self) -> float | None:
         """The rule's pick (None if the rule found no reliable rate)."""
-        return self.suggestion.lr
+        return self.pick.lr
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "suggestion": self.suggestion.to_dict()}
+        return {**asdict(self), "pick": self.pick.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def recommend(selection: Selection, candidates: Sequence[CandidateResult],
     pick = selection.pick_lr
     measure = deciding_measure(candidates)
     if measure is None:
-        return Recommendation(None, None, None, pick, False, selection.suggestion.reason)
+        return Recommendation(None, None, None, pick, False, selection.pick.reason)
     scored = [(getattr(c, measure), c) for c in candidates if not c.diverged]
     scored = [(v, c) for v, c in scored if v is not None and math.isfinite(v)]
     if not scored:
@@ -331,7 +331,7 @@ def final_loss_table(selection: Selection, candidates: Sequence[CandidateResult]
             "rank": rank, "lr": c.lr, "multiplier": c.lr / selection.pick_lr if selection.pick_lr else None,
             "iterations": c.iterations, "final_loss": c.final_loss, "mean_last_k": c.mean_last_k,
             "holdout_loss": c.holdout_loss, "holdout_accuracy": c.holdout_accuracy,
-            "rule_pick": _same(c.lr, selection.pick_lr), "recommended": _same(c.lr, recommendation.lr),
+            "pick": _same(c.lr, selection.pick_lr), "recommended": _same(c.lr, recommendation.lr),
             "ran_on": c.ran_on,
         })
     return rows

@@ -135,7 +135,7 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
     try:
         learner = open_learner(setup, args.init_params)
     except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
-        _usage_error(parser, error)
+        _usage_error(parser, args, error)
     from lrf.datacheck import DataError
 
     started = time.perf_counter()
@@ -145,7 +145,7 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
         try:
             result = find(learner, config, progress=progress)
         except DataError as error:  # bad data met in training (past the checked sample): named, no output
-            _usage_error(parser, error)
+            _usage_error(parser, args, error)
     seconds = time.perf_counter() - started
 
     suggestions = {name: suggest(result, name) for name in rule_names()}
@@ -164,7 +164,7 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
         "iterations": len(result),
         "seconds": round(seconds, 3),
         "rule": args.rule,
-        "suggestion": chosen.to_dict(),
+        "pick": chosen.to_dict(),
         "suggestions": {name: s.to_dict() for name, s in suggestions.items()},
         "cyclical_range": bounds.to_dict(),
         "files": {"sweep": "sweep.csv", "plot": "sweep.png"},
@@ -203,16 +203,16 @@ def _check_and_write(parser, args, config: SweepConfig, plan: CandidatePlan, set
     try:
         outcome = run(stages, plan)
     except ValueError as error:  # e.g. parameters of another model: named, no output
-        _usage_error(parser, error)
+        _usage_error(parser, args, error)
     except RuntimeError as error:
         if isinstance(error.__cause__, DataError):  # bad data met in training: named, no output
-            _usage_error(parser, error.__cause__)
+            _usage_error(parser, args, error.__cause__)
         raise
     summary = write_report(out, setup={**setup.to_dict(), "init_params": args.init_params},
                            init_params=outcome.init_params, results=list(outcome.sweeps),
                            selection=outcome.selection, plan=plan, execution={"executor": InProcess.address},
                            rungs=[list(rung) for rung in outcome.rungs], reused=stages.reused)
-    pick, recommendation = outcome.selection.suggestion, outcome.recommendation
+    pick, recommendation = outcome.selection.pick, outcome.recommendation
     print(f"run: {summary['sweep']['iterations']} sweep iterations and {summary['compute']['candidate_iterations']} "
           f"candidate iterations in {time.perf_counter() - started:.1f} s"
           + (f", {len(stages.reused)} job(s) reused from {args.cache}" if stages.reused else ""))
@@ -241,7 +241,7 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
                                        batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers))
         engine_for().check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
-        _usage_error(parser, error)
+        _usage_error(parser, args, error)
     out = args.out or Path(DEFAULT_OUTPUT_ROOT) / run_folder_name("find")
     try:  # claimed (created) by run_find once everything else is known to be valid
         check_can_create(out, "out")
@@ -252,9 +252,9 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
     return config, plan, setup, out
 
 
-def _usage_error(parser: argparse.ArgumentParser, error: Exception):
-    """Exit 2 with the message, led by the option that the failing parameter came from."""
-    name = parameter_of(error)
+def _usage_error(parser: argparse.ArgumentParser, args: argparse.Namespace, error: Exception):
+    """Exit 2 with the message, led by the option (one of ``args``) that the failing parameter came from."""
+    name = parameter_of(error, vars(args))
     parser.exit(2, f"{parser.prog} find: error: argument --{(name or 'data').replace('_', '-')}: {error}\n")
 
 

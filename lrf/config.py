@@ -11,7 +11,7 @@ must check on top (files, model names, devices) is
 How the work is *executed* (how many jobs at once, where) is not part of what a
 run is: see :mod:`lrf.execution`.
 
->>> Setup().data, Setup().source
+>>> Setup().data, Setup().data_spec
 ('digits', DataSpec(source='digits', path=None))
 >>> SweepConfig(lr_start=1e-5).lr_multiplier
 1.1
@@ -138,9 +138,9 @@ def parse_devices(text: str) -> tuple[DeviceSpec, ...]:
     return devices
 
 
-def default_model(source: DataSpec) -> str:
+def default_model(spec: DataSpec) -> str:
     """The small CNN for the offline digits, the reference ResNet-18 v2 for the rest."""
-    return SMALL_CNN if source.source == "digits" else REFERENCE_MODEL
+    return SMALL_CNN if spec.source == "digits" else REFERENCE_MODEL
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class Setup:
         loader_workers: data loader processes (threads on a Dask worker); None = one per
             CPU core (SPEC §3).
 
-    ``source`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
+    ``data_spec`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
     Raises:
         ValueError/TypeError at construction, naming the field and the value.
@@ -173,17 +173,18 @@ class Setup:
     loader_workers: int | None = bounded(None, ge=0)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_source", parse_data_spec(self.data))
+        object.__setattr__(self, "_data_spec", parse_data_spec(self.data))
         object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None:
-            object.__setattr__(self, "model", default_model(self.source))
+            object.__setattr__(self, "model", default_model(self.data_spec))
         elif not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a model name, got model={self.model!r}")
         check_bounds(self)
 
     @property
-    def source(self) -> DataSpec:
-        return self._source  # type: ignore[attr-defined]
+    def data_spec(self) -> DataSpec:
+        """``data``, parsed."""
+        return self._data_spec  # type: ignore[attr-defined]
 
     @property
     def devices(self) -> tuple[DeviceSpec, ...]:

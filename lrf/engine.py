@@ -85,10 +85,10 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))
     for device in setup.devices:
         check_device(device, setup.device, visible, engine.NO_GPU_HINT)
-    size = validate_data_spec(setup.source)
+    size = validate_data_spec(setup.data_spec)
     if setup.batch_size > size.num_train:
         raise ValueError(
             f"batch_size must be at most the {size.num_train} training samples of the data, "
             f"got batch_size={setup.batch_size} (data={setup.data!r})"
         )
-    return replace(setup, data=str(resolve_data_spec(setup.source))), size
+    return replace(setup, data=str(resolve_data_spec(setup.data_spec))), size

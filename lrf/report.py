@@ -22,7 +22,7 @@ from lrf.runs import COMPLETE_MARKER
 
 SUMMARY_FORMAT = "lrf-run-summary"
 TABLE_COLUMNS = ("rank", "lr", "multiplier", "iterations", "final_loss", "mean_last_k", "holdout_loss",
-                 "holdout_accuracy", "rule_pick", "recommended", "ran_on")
+                 "holdout_accuracy", "pick", "recommended", "ran_on")
 
 
 def candidate_losses_csv(candidates: Sequence[CandidateResult]) -> str:
@@ -78,7 +78,7 @@ def write_report(
             files[f"sweep_{number}_csv"] = f"sweep-{number}.csv"
             other.save(run_dir / files[f"sweep_{number}_csv"])
     others = [c for c in selection.candidates if selection.pick_lr is None or not math.isclose(c, selection.pick_lr)]
-    plot_sweep(result, [selection.suggestion], candidates=others, path=run_dir / files["sweep_plot"])
+    plot_sweep(result, [selection.pick], candidates=others, path=run_dir / files["sweep_plot"])
 
     candidates = latest_results(rungs)
     recommendation = recommend(selection, last_rung(rungs))
@@ -106,8 +106,8 @@ def write_report(
         "recommended_lr": recommendation.lr,
         "recommendation": recommendation.to_dict(),
         "rule": selection.rule,
-        "rule_pick": selection.pick_lr,
-        "suggestion": selection.suggestion.to_dict(),
+        "pick_lr": selection.pick_lr,
+        "pick": selection.pick.to_dict(),
         "cyclical_range": cyclical_range(result, selection.rule).to_dict(),
         "candidates": list(selection.candidates),
         "final_losses": rows,
@@ -156,7 +156,7 @@ def table_markdown(rows: Sequence[dict], k: int, measure: str | None = None) -> 
     header = f"| rank | lr | x pick | iterations | final loss | mean last {k} | held-out loss | held-out accuracy | | ran on |"
     lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|:--|:--|"]
     for r in rows:
-        marks = ["**recommended**" if r["recommended"] else "", "rule's pick" if r["rule_pick"] else ""]
+        marks = ["**recommended**" if r["recommended"] else "", "rule's pick" if r["pick"] else ""]
         cells = [
             str(r["rank"]), f"{r['lr']:.4g}", _fmt(r["multiplier"], "{:.3g}"), str(r["iterations"]),
             _fmt(r["final_loss"]),
@@ -176,8 +176,8 @@ def formatted_rows(rows: Sequence[dict]) -> list[dict]:
     out = []
     for r in rows:
         row = {k: (_fmt(v, patterns.get(k, "{:.4f}")) if isinstance(v, float) or v is None else v)
-               for k, v in r.items() if k not in ("rule_pick", "recommended")}
-        row["note"] = ", ".join(m for m, on in (("recommended", r["recommended"]), ("rule's pick", r["rule_pick"])) if on)
+               for k, v in r.items() if k not in ("pick", "recommended")}
+        row["note"] = ", ".join(m for m, on in (("recommended", r["recommended"]), ("rule's pick", r["pick"])) if on)
         out.append(row)
     return out
 

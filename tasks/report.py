@@ -26,7 +26,7 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
     if rows:
         create_table_artifact(key="lr-finder-final-losses", table=formatted_rows(rows),
                               description=f"Final losses of the candidate rates ({run_dir})")
-    pick = selection.suggestion
+    pick = selection.pick
     recommended = summary["recommended_lr"]
     lines = [
         f"# LR finder: {setup.model} on {setup.data}",

@@ -26,6 +26,6 @@ def lr_sweep(setup: Setup, config: SweepConfig, init_params: str, cache_dir: str
 def select_lr(results: list[SweepResult], plan: CandidatePlan) -> Selection:
     """Apply the suggestion rule to each sweep, take the median pick, derive the candidate rates."""
     selection = select(results, plan)
-    get_run_logger().info("%s: %s; candidates %s", plan.rule, selection.suggestion.reason,
+    get_run_logger().info("%s: %s; candidates %s", plan.rule, selection.pick.reason,
                           [f"{lr:.4g}" for lr in selection.candidates])
     return selection

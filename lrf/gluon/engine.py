@@ -71,7 +71,7 @@ def _initialise(setup: Setup, args: dict, paths: dict, folder: str, say):
 
     net, _, info, _ = build_network(setup)
     if info.num_holdout:
-        load_dataset(setup.source, "holdout")  # a download (cifar10) happens here
+        load_dataset(setup.data_spec, "holdout")  # a download (cifar10) happens here
     params = os.path.join(folder, "init.params")
     save_parameters(net, params)
     say(f"initialised {setup.model} for {info.num_classes} classes of {info.image_shape} (seed {setup.seed})")

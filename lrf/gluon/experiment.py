@@ -30,7 +30,7 @@ LOG_EVERY = 100  # a candidate's loss is reported every this many iterations (SP
 
 def build_network(setup: Setup, init_params: str | os.PathLike | None = None):
     """(net, dataset, info, ctx): a fresh network for ``setup``, from ``init_params`` if given."""
-    dataset, info = gdata.load_dataset(setup.source, "train")
+    dataset, info = gdata.load_dataset(setup.data_spec, "train")
     net, ctx = _network(setup, info, init_params)
     return net, dataset, info, ctx
 
@@ -52,7 +52,7 @@ def open_learner(setup: Setup, init_params: str | os.PathLike | None = None, *, 
     before this process has run any MXNet operator (and started its OpenMP threads)
     keeps the workers clear of locks held by threads that do not survive a fork.
     """
-    dataset, info = gdata.load_dataset(setup.source, "train")
+    dataset, info = gdata.load_dataset(setup.data_spec, "train")
     loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.loader_workers, seed=setup.seed, start=start)
     try:
         net, ctx = _network(setup, info, init_params)
@@ -130,7 +130,7 @@ def train_at_rate(
             learner.save_state(state_out)
         holdout_loss = holdout_accuracy = None
         if learner.info.num_holdout and math.isfinite(losses[-1]):
-            holdout, _ = gdata.load_dataset(setup.source, "holdout")
+            holdout, _ = gdata.load_dataset(setup.data_spec, "holdout")
             holdout_loss, holdout_accuracy = evaluate(learner, holdout, setup.batch_size)
     diverged = not math.isfinite(losses[-1])
     return CandidateResult(

@@ -33,15 +33,15 @@ def test_find_writes_curve_plot_and_summary(run):
     assert summary["setup"]["data"] == "digits" and summary["setup"]["model"] == "small-cnn"
     assert summary["iterations"] == len(result)
     assert summary["rule"] == "reference"
-    assert summary["suggestion"]["lr"] == summary["suggestions"]["reference"]["lr"]
-    assert result.lrs[0] < summary["suggestion"]["lr"] < result.lrs[-1]
+    assert summary["pick"]["lr"] == summary["suggestions"]["reference"]["lr"]
+    assert result.lrs[0] < summary["pick"]["lr"] < result.lrs[-1]
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_find_prints_the_suggestion_and_a_progress_bar(run):
     out, done = run
     summary = json.loads((out / "summary.json").read_text())
-    assert f"suggested learning rate (reference): {summary['suggestion']['lr']:.3g}" in done.stdout
+    assert f"suggested learning rate (reference): {summary['pick']['lr']:.3g}" in done.stdout
     bounds = summary["cyclical_range"]
     assert f"cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}" in done.stdout
     assert "lr sweep" in done.stderr and "smoothed_loss=" in done.stderr
@@ -129,3 +129,43 @@ def test_parameters_of_another_model_exit_2(tmp_path, capsys):
     assert exit_.value.code == 2
     assert "argument --init-params" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """``lrf find --check``: the run without Prefect, its jobs in this process."""
+    root = tmp_path_factory.mktemp("check")
+    args = ["find", "--check", "--iterations", "30", "--loader-workers", "0", "--no-progress",
+            "--cache", str(root / "cache")]
+    return root, args, main([*args, "--out", str(root / "first")])
+
+
+def test_find_check_trains_the_candidates_and_recommends_one(checked, capsys):
+    root, _, code = checked
+    assert code == 0
+    summary = json.loads((root / "first" / "summary.json").read_text())
+    assert summary["format"] == "lrf-run-summary"  # the flow's artifacts, the flow's dialect
+    assert summary["pick_lr"] == pytest.approx(summary["candidates"][0]) and len(summary["candidates"]) == 3
+    assert summary["recommended_lr"] in summary["candidates"]
+    assert [row["iterations"] for row in summary["final_losses"]] <= [30, 30, 30]
+    assert {"final_losses.md", "candidates.png", "sweep.png", "init.params"} <= {p.name for p in (root / "first").iterdir()}
+    assert summary["reused"] == []
+
+
+def test_find_check_again_reuses_the_finished_work(checked, capsys):
+    root, args, _ = checked
+    first = json.loads((root / "first" / "summary.json").read_text())
+    assert main([*args, "--out", str(root / "again")]) == 0
+    again = json.loads((root / "again" / "summary.json").read_text())
+    assert again["recommended_lr"] == first["recommended_lr"] and again["final_losses"] == first["final_losses"]
+    assert set(again["reused"]) >= {"initialise-model", "lr-sweep 0"} and len(again["reused"]) == 5
+    assert "5 job(s) reused" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, option", [(["--iterations", "1"], "--iterations"), (["--sweeps", "0"], "--sweeps"),
+                                          (["--plan", "refine", "--iterations", "3"], "--iterations")])
+def test_find_check_refuses_a_bad_plan_before_any_work(tmp_path, capsys, args, option):
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--check", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), *args])
+    assert exit_.value.code == 2 and f"argument {option}:" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

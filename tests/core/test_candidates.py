@@ -28,13 +28,13 @@ def test_reference_candidates_are_pick_ten_times_and_a_tenth():
 def test_explicit_rates_replace_multipliers_but_the_pick_is_reported():
     selection = select(synthetic(), CandidatePlan(candidate_rates=[0.01, 0.1]))
     assert selection.candidates == (0.01, 0.1) and selection.multipliers is None
-    assert selection.suggestion.ok
+    assert selection.pick.ok
 
 
 def test_no_reliable_suggestion_gives_no_candidates():
     flat = SweepResult([1e-6 * 1.1**i for i in range(50)], [1.0] * 50, [1.0] * 50, StopReason.MAX_ITER, SweepConfig())
     selection = select(flat)
-    assert selection.candidates == () and not selection.suggestion.ok
+    assert selection.candidates == () and not selection.pick.ok
 
 
 @pytest.mark.parametrize(
@@ -80,10 +80,10 @@ def test_table_ranks_by_mean_of_last_k_and_puts_divergence_last():
                                         candidate(pick / 10, 0.4, 0.9)])
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert [r["multiplier"] for r in rows] == pytest.approx([1, 0.1, 10])
-    assert rows[0]["rule_pick"] and rows[0]["recommended"] and not rows[1]["rule_pick"]
+    assert rows[0]["pick"] and rows[0]["recommended"] and not rows[1]["pick"]
     assert "diverged" in table_markdown(rows, 2)
     assert table_csv(rows).splitlines()[0] == ("rank,lr,multiplier,iterations,final_loss,mean_last_k,holdout_loss,"
-                                              "holdout_accuracy,rule_pick,recommended,ran_on")
+                                              "holdout_accuracy,pick,recommended,ran_on")
 
 
 def test_the_recommendation_follows_the_held_out_evidence_not_the_rule():
@@ -97,7 +97,7 @@ def test_the_recommendation_follows_the_held_out_evidence_not_the_rule():
     assert rec.pick_lr == pick and not rec.tie_broken
     assert "10 x the reference pick" in rec.evidence and "held-out loss" in rec.evidence
     rows = final_loss_table(selection, candidates, rec)
-    assert [r["recommended"] for r in rows] == [True, False, False] and rows[1]["rule_pick"]
+    assert [r["recommended"] for r in rows] == [True, False, False] and rows[1]["pick"]
 
 
 def test_without_a_held_out_split_the_mean_of_the_last_k_decides():

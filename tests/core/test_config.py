@@ -93,6 +93,6 @@ def test_a_sweep_parameter_is_validated_once_from_configuration_to_schedule(monk
 @pytest.mark.parametrize("text, source", [("digits", ("digits", None)), ("rec:/d/train.rec", ("rec", "/d/train.rec"))])
 def test_setup_parses_data_and_device_once_into_value_objects(text, source):
     setup = Setup(data=text, device="gpu:1")
-    assert (setup.source.source, setup.source.path) == source
+    assert (setup.data_spec.source, setup.data_spec.path) == source
     assert (setup.device_spec.kind, setup.device_spec.index) == ("gpu", 1)
     assert setup.to_dict()["data"] == text  # plain values for tasks, JSON and other processes

@@ -131,7 +131,7 @@ def test_a_sweep_without_a_reliable_pick_trains_nothing_with_either_plan():
     for plan in (CandidatePlan(iterations=10), CandidatePlan(plan="refine", iterations=100)):
         stages = QuadraticStages(plan, a=1e-9, config=SweepConfig(max_iter=60))
         outcome = run(stages, plan)
-        assert not outcome.selection.suggestion.ok and outcome.rungs == ()
+        assert not outcome.selection.pick.ok and outcome.rungs == ()
         assert not [c for c in stages.calls if c[0] == "train"] and outcome.recommendation.lr is None
 
 

@@ -21,7 +21,7 @@ def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tm
                 "final_losses.csv", "final_losses.md", "summary.json"}
     assert {p.name for p in run_dir.iterdir()} == expected
     on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert on_disk["rule_pick"] == summary["rule_pick"] and on_disk["rule"] == "reference"
+    assert on_disk["pick_lr"] == summary["pick_lr"] and on_disk["rule"] == "reference"
     rows = on_disk["final_losses"]
     (recommended,) = [r for r in rows if r["recommended"]]
     best = min(r["holdout_loss"] for r in rows if r["holdout_loss"] is not None)  # digits has a held-out split
@@ -89,7 +89,7 @@ def test_several_sweeps_report_the_median_pick_and_the_spread(prefect_api, tmp_p
     sweeps = summary["sweeps"]
     assert sweeps["count"] == 3 and len(sweeps["picks"]) == 3
     picks = sorted(p for p in sweeps["picks"] if p is not None)
-    assert summary["rule_pick"] == picks[(len(picks) - 1) // 2]
+    assert summary["pick_lr"] == picks[(len(picks) - 1) // 2]
     assert sweeps["spread"] == pytest.approx(picks[-1] / picks[0])
     files = {p.name for p in Path(summary["run_dir"]).iterdir()}
     assert {"sweep.csv", "sweep-1.csv", "sweep-2.csv"} <= files or {"sweep.csv", "sweep-0.csv"} <= files

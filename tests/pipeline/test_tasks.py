@@ -115,7 +115,7 @@ def test_lr_sweep_returns_the_result_and_keeps_its_file(sweep, cache_dir):
 
 def test_select_lr_gives_the_reference_candidates(sweep):
     selection = select_lr.fn([sweep], CandidatePlan())
-    assert isinstance(selection, Selection) and selection.suggestion.ok
+    assert isinstance(selection, Selection) and selection.pick.ok
     pick = selection.pick_lr
     assert selection.candidates == pytest.approx((pick, 10 * pick, pick / 10))
     explicit = select_lr.fn([sweep], CandidatePlan(candidate_rates=(0.05, 0.2)))
@@ -148,7 +148,7 @@ def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_para
             "final_losses.md", "summary.json"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     on_disk = json.loads((Path(run_dir) / "summary.json").read_text())
-    assert on_disk["rule_pick"] == selection.pick_lr and on_disk["recommended_lr"] in selection.candidates
+    assert on_disk["pick_lr"] == selection.pick_lr and on_disk["recommended_lr"] in selection.candidates
     spent = sum(len(c.losses) for c in candidates)  # a diverged candidate stops early
     assert on_disk["compute"]["candidate_iterations"] == spent and spent <= 60
     assert on_disk["compute"]["of_reference_check"] == pytest.approx(spent / 60, abs=1e-4)

@@ -130,7 +130,7 @@ def test_the_table_covers_the_issue():
 
 def _same_numbers(summary: dict, expected: dict) -> None:
     assert summary["recommended_lr"] == expected["recommended_lr"]
-    assert summary["rule_pick"] == expected["rule_pick"] and summary["sweep"] == expected["sweep"]
+    assert summary["pick_lr"] == expected["pick_lr"] and summary["sweep"] == expected["sweep"]
     rows = {row["lr"]: row for row in summary["final_losses"]}
     assert set(rows) == {row["lr"] for row in expected["final_losses"]}
     for row in expected["final_losses"]:
