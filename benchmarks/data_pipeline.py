@@ -1,6 +1,6 @@
 """Data pipeline: can the loader keep the training loop fed, and with how many workers?
 
-For each source and ``num_workers`` in {0, 1, 2}: batches per second of
+For each source and ``loader_workers`` in {0, 1, 2}: batches per second of
 ``make_batch_loader`` alone (iterated, nothing else running) against the
 batches per second the training loop consumes (iterations per second on one
 fixed batch: training without any loading). Goal: loader >= 2 x consumption.
@@ -96,7 +96,7 @@ def run(quick: bool) -> Report:
         "Batches per second of `make_batch_loader` alone (iterated after draining what its workers prefetched, "
         "nothing else running) "
         "against the batches per second training consumes (iterations per second on one fixed batch, no loading), "
-        "per source and `num_workers`; and the training loop's speed fed by that loader as a fraction of its "
+        "per source and `loader_workers`; and the training loop's speed fed by that loader as a fraction of its "
         "fixed-batch speed (workers and training share the 2 cores). Goal: loader ≥ 2 × consumption. "
         "All variants interleaved, one round = each once; one loader per worker count, kept open across rounds.",
     )
@@ -136,13 +136,13 @@ def run(quick: bool) -> Report:
                                 statistics.median(efficiency.get(default_workers, [float('nan')]))))
         report.tables.append(Table(
             f"{label}: medians over rounds",
-            ["num_workers", "loader batches/s", "training consumes batches/s", "loader / consumption",
+            ["loader_workers", "loader batches/s", "training consumes batches/s", "loader / consumption",
              "training fed by loader, it/s", "fed / fixed-batch speed"],
             rows,
         ))
     report.tables.append(Table(
         "Recommended default worker count per source (fewest workers within 3 % of the best fed training speed)",
-        ["source", "recommended num_workers", "fed / fixed-batch speed at it", f"at the current default ({default_workers})"],
+        ["source", "recommended loader_workers", "fed / fixed-batch speed at it", f"at the current default ({default_workers})"],
         [list(r) for r in recommendations],
     ))
     report.notes += [

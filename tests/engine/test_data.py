@@ -287,9 +287,9 @@ def test_a_loader_off_the_main_thread_uses_threads_and_reads_rec_records_whole(c
         ({"batch_size": 0}, ValueError, "batch_size=0"),
         ({"batch_size": 1501}, ValueError, r"1500 samples.*batch_size=1501"),
         ({"batch_size": 2.0}, TypeError, "batch_size=2.0"),
-        ({"batch_size": 8, "num_workers": -1}, ValueError, "num_workers=-1"),
-        ({"batch_size": 8, "num_workers": 1.5}, TypeError, "loader_workers=1.5"),
-        ({"batch_size": 8, "num_workers": 0, "seed": -3}, ValueError, "seed=-3"),
+        ({"batch_size": 8, "loader_workers": -1}, ValueError, "loader_workers=-1"),
+        ({"batch_size": 8, "loader_workers": 1.5}, TypeError, "loader_workers=1.5"),
+        ({"batch_size": 8, "loader_workers": 0, "seed": -3}, ValueError, "seed=-3"),
     ],
 )
 def test_batch_loader_validation(digits, kwargs, error, text):
