@@ -25,9 +25,9 @@ from lrf import _io
 from lrf._validate import parameter_of
 from lrf.config import DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, rule_names
 from lrf.rules import cyclical_range, suggest
+from lrf.report import SUMMARY_FORMAT
 from lrf.runs import CACHE_DIR, CLAIM_FILE, DEFAULT_OUTPUT_ROOT, check_can_create, claim_output, run_folder_name
 
-SUMMARY_FORMAT = "lrf-find-summary"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,18 +156,18 @@ def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path)
     plot_sweep(result, [chosen, *(s for name, s in suggestions.items() if name != args.rule)], path=out / "sweep.png")
     bounds = cyclical_range(result, args.rule)
     summary = {
-        "format": SUMMARY_FORMAT,
+        "format": SUMMARY_FORMAT,  # the run's summary (lrf.report), without the check's part
         "version": 1,
+        "checked": False,
         "setup": {**setup.to_dict(), "init_params": args.init_params},
-        "config": config.to_dict(),
-        "stop_reason": result.stop_reason.value,
-        "iterations": len(result),
-        "seconds": round(seconds, 3),
+        "sweep": {"config": config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value,
+                  "seconds": round(seconds, 3)},
         "rule": args.rule,
+        "pick_lr": chosen.lr,
         "pick": chosen.to_dict(),
         "suggestions": {name: s.to_dict() for name, s in suggestions.items()},
         "cyclical_range": bounds.to_dict(),
-        "files": {"sweep": "sweep.csv", "plot": "sweep.png"},
+        "files": {"sweep_csv": "sweep.csv", "sweep_plot": "sweep.png"},
     }
     _io.write_text(out / "summary.json", json.dumps(summary, indent=1, allow_nan=False) + "\n")
 

@@ -95,6 +95,7 @@ def write_report(
     summary = {
         "format": SUMMARY_FORMAT,
         "version": 1,
+        "checked": True,  # the pick checked by training (lrf find without --check writes the sweep's part)
         "run_dir": str(run_dir),
         "setup": setup,
         "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},

@@ -31,7 +31,8 @@ def test_find_writes_curve_plot_and_summary(run):
     assert result.stop_reason is StopReason.DIVERGED  # the small CNN on digits diverges by itself
     summary = json.loads((out / "summary.json").read_text())
     assert summary["setup"]["data"] == "digits" and summary["setup"]["model"] == "small-cnn"
-    assert summary["iterations"] == len(result)
+    assert summary["format"] == "lrf-run-summary" and summary["checked"] is False  # the flow's dialect
+    assert summary["sweep"]["iterations"] == len(result) and summary["pick_lr"] == summary["pick"]["lr"]
     assert summary["rule"] == "reference"
     assert summary["pick"]["lr"] == summary["suggestions"]["reference"]["lr"]
     assert result.lrs[0] < summary["pick"]["lr"] < result.lrs[-1]
@@ -144,7 +145,7 @@ def test_find_check_trains_the_candidates_and_recommends_one(checked, capsys):
     root, _, code = checked
     assert code == 0
     summary = json.loads((root / "first" / "summary.json").read_text())
-    assert summary["format"] == "lrf-run-summary"  # the flow's artifacts, the flow's dialect
+    assert summary["format"] == "lrf-run-summary" and summary["checked"] is True  # the flow's artifacts
     assert summary["pick_lr"] == pytest.approx(summary["candidates"][0]) and len(summary["candidates"]) == 3
     assert summary["recommended_lr"] in summary["candidates"]
     assert [row["iterations"] for row in summary["final_losses"]] <= [30, 30, 30]

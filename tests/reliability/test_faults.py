@@ -139,7 +139,7 @@ def _refused_naming_out(log: Path, out: Path) -> None:
 
 def _complete(out: Path) -> None:
     assert sorted(os.listdir(out)) == ["summary.json", "sweep.csv", "sweep.png"]  # one run's, whole
-    assert json.loads((out / "summary.json").read_text())["iterations"] > 0
+    assert json.loads((out / "summary.json").read_text())["sweep"]["iterations"] > 0
 
 
 def test_a_second_lrf_find_into_a_folder_being_written_is_refused_before_its_sweep(tmp_path, capsys):
