@@ -7,7 +7,7 @@ pick x 10, same compute). Per data set and seed, the real flow
 (:func:`flows.lr_finder.lr_finder`, loader_loader_workers=0, at_once=1) runs three times on one output
 root, so the initial parameters and the sweep are shared through its cache:
 
-1. ``plan="reference"``: the rule's pick (row x 1) and the reference recommendation;
+1. ``plan="multiples"`` (the reference check): the rule's pick (row x 1) and the reference recommendation;
 2. ``candidate_rates=GRID``: a log-spaced grid of constant rates, same budget, same initial
    weights and batch order (the grid's best held-out loss and best accuracy);
 3. ``plan="refine"``: the refine recommendation;
@@ -148,7 +148,7 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
         return lr_finder(**base, **params)
 
     # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
-    runs = {"reference": flow("reference plan", plan="reference")}
+    runs = {"reference": flow("reference plan", plan="multiples")}
     runs["refine"] = flow("refine plan", plan="refine")
     pick = runs["reference"]["pick_lr"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])

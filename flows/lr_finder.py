@@ -101,16 +101,16 @@ def lr_finder(
         schedule: Shape of a range sweep (linear needs lr_end).
         smoothing: Weight of the old running mean of the loss, in [0, 1).
         min_iter: No divergence stop before this many iterations.
-        criterion: Stopping criterion: reference (2 x the first loss) or best (4 x the best).
+        criterion: Stopping criterion: twice-first (2 x the first loss, the reference's) or best (4 x the best).
         max_iter: At most this many sweep iterations.
         max_lr: Never train above this rate.
         rule: Rule that picks a rate from the sweep.
-        candidate_multipliers: Candidates of the reference plan, as multiples of the pick.
+        candidate_multipliers: Candidates of the multiples plan, as multiples of the pick.
         candidate_rates: Explicit candidate rates instead of multiples of the pick.
         iterations: Training iterations per candidate (those reaching the last rung with
             the refine plan).
         last_k: Rank training losses by the mean of the last k iterations.
-        plan: reference: the pick, 10x and 0.1x for `iterations` each (SPEC §7); refine:
+        plan: multiples: the pick, 10x and 0.1x for `iterations` each (SPEC §7); refine:
             successive halving over a finer grid around the pick, same compute.
         refine_rates: Rates in the refine plan's first rung.
         refine_span: The refine plan searches pick / span to pick x span.

@@ -41,11 +41,13 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def one_of(name: str, value: object, choices) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise listing them."""
+def one_of(name: str, value: object, choices, renamed: dict | None = None) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise listing them (and, for a name
+    that ``renamed`` maps to its new one, saying so)."""
     if value not in choices:
         listed = ", ".join(sorted(choices))
-        raise ValueError(f"{name} must be one of {listed}; got {name}={value!r}")
+        hint = f" ({value!r} is now {renamed[value]!r})" if renamed and value in renamed else ""
+        raise ValueError(f"{name} must be one of {listed}; got {name}={value!r}{hint}")
     return value  # type: ignore[return-value]
 
 

@@ -172,7 +172,7 @@ def select(results: SweepResult | Sequence[SweepResult], plan: CandidatePlan | N
     With several sweeps the pick is their median (the lower one of the middle two for an
     even count: a pick that a sweep really made). When their spread (largest / smallest
     pick) exceeds ``plan.spread_threshold`` the pick is uncertain and the candidates reach
-    that much further each way: the reference plan's multipliers above 1 are multiplied
+    that much further each way: the multiples plan's multipliers above 1 are multiplied
     by the spread and those below divided by it; the refine plan's span is multiplied.
     """
     plan = plan or CandidatePlan()
@@ -186,7 +186,7 @@ def select(results: SweepResult | Sequence[SweepResult], plan: CandidatePlan | N
     if plan.candidate_rates is not None:
         return Selection(plan.rule, pick, plan.candidate_rates, None, picks, spread, uncertain)
     widen = spread if uncertain else 1.0
-    if plan.plan == "reference":
+    if plan.plan == "multiples":
         multipliers = tuple(m * widen if m > 1 else m / widen if m < 1 else m for m in plan.candidate_multipliers)
     else:
         multipliers = refine_multipliers(plan, widen)

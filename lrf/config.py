@@ -233,7 +233,8 @@ class SweepConfig:
         schedule: "exponential" (reference) or "linear" (Smith 2017; needs ``lr_end``).
         smoothing: weight of the old running mean, in [0, 1) (0.3).
         min_iter: no divergence stop before this many iterations (20).
-        criterion: stopping criterion name, see :data:`lrf.stopping.CRITERIA` ("reference").
+        criterion: stopping criterion name, see :data:`lrf.stopping.CRITERIA` ("twice-first":
+            the reference's, SPEC §5).
         max_iter: at most this many iterations (1000; the reference has no bound).
         max_lr: never train at a rate above this (10.0; the reference has no bound).
 
@@ -247,14 +248,14 @@ class SweepConfig:
     schedule: str = "exponential"
     smoothing: float = bounded(0.3, ge=0, lt=1)
     min_iter: int = bounded(20, ge=1)
-    criterion: str = "reference"
+    criterion: str = "twice-first"
     max_iter: int = bounded(1000, ge=1)
     max_lr: float = bounded(10.0, gt=0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
         one_of("schedule", self.schedule, SCHEDULES)
-        one_of("criterion", self.criterion, criterion_names())
+        one_of("criterion", self.criterion, criterion_names(), RENAMED["criterion"])
         if self.lr_start > self.max_lr:
             raise ValueError(f"lr_start must be <= max_lr, got lr_start={self.lr_start!r}, max_lr={self.max_lr!r}")
         if self.lr_end is None:
@@ -280,13 +281,21 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SweepConfig":
+        """The configuration :meth:`to_dict` wrote, by this lrf or an earlier one (a criterion
+        recorded under its old name reads as its new one)."""
+        criterion = data.get("criterion")
+        if criterion in RENAMED["criterion"]:
+            data = {**data, "criterion": RENAMED["criterion"][criterion]}
         return cls(**data)
 
 
 # --- the check of the pick ------------------------------------------------------------
 
 REFERENCE_MULTIPLIERS = (1.0, 10.0, 0.1)  # the pick, ten times it, a tenth of it (SPEC §7)
-PLANS = ("reference", "refine")
+PLANS = ("multiples", "refine")
+# names given up for one name per concept ("reference" named a rule, a criterion and a plan):
+# a configuration that still says them is told the new one
+RENAMED = {"plan": {"reference": "multiples"}, "criterion": {"reference": "twice-first"}}
 # The refine plan spends at most this many times `iterations` in all: what the reference
 # check spends on its three candidates.
 REFINE_BUDGET = 3
@@ -306,7 +315,7 @@ class CandidatePlan:
         last_k: also rank by the mean loss of the last ``last_k`` iterations (20); more
             than ``iterations`` becomes ``iterations`` (the mean of them all, reported as
             such). The refine plan's earlier rungs may be shorter: they rank on what they have.
-        plan: "reference" (train every candidate ``iterations``: SPEC §7) or "refine"
+        plan: "multiples" (the pick's multiples, each trained ``iterations``: SPEC §7) or "refine"
             (successive halving over ``refine_rates`` log-spaced rates from pick /
             ``refine_span`` to pick x ``refine_span``: the weaker half stops at each
             rung, the others continue from their saved state; at most
@@ -333,7 +342,7 @@ class CandidatePlan:
     # candidate has the same loss, and the check would "confirm" whatever it is given
     iterations: int = bounded(500, ge=2, why="the first loss is measured before any update")
     last_k: int = bounded(20, ge=1)
-    plan: str = "reference"
+    plan: str = "multiples"
     refine_rates: int = bounded(9, ge=2)
     refine_span: float = bounded(10.0, gt=1)
     rungs: int = bounded(3, ge=1)
@@ -342,7 +351,7 @@ class CandidatePlan:
 
     def __post_init__(self) -> None:
         one_of("rule", self.rule, rule_names())
-        one_of("plan", self.plan, PLANS)
+        one_of("plan", self.plan, PLANS, RENAMED["plan"])
         check_bounds(self)
         if self.candidate_rates is not None:
             object.__setattr__(self, "candidate_rates", validate_rates("candidate_rates", self.candidate_rates))
@@ -364,21 +373,21 @@ class CandidatePlan:
         if self.plan == "refine" and self.candidate_rates is None \
                 and self.candidate_multipliers != defaults["candidate_multipliers"]:
             raise ValueError(
-                f"candidate_multipliers={list(self.candidate_multipliers)!r} is read by plan='reference' only; "
+                f"candidate_multipliers={list(self.candidate_multipliers)!r} is read by plan='multiples' only; "
                 f"plan='refine' trains refine_rates={self.refine_rates} rates from pick / refine_span to "
                 f"pick x refine_span (or give candidate_rates)")
-        if self.plan == "reference":
+        if self.plan == "multiples":
             unread = [f"{name}={getattr(self, name)!r}" for name in ("refine_rates", "refine_span", "rungs")
                       if getattr(self, name) != defaults[name]]
             if unread:
-                raise ValueError(f"{', '.join(unread)} shape(s) plan='refine' only, and this plan is 'reference': "
+                raise ValueError(f"{', '.join(unread)} shape(s) plan='refine' only, and this plan is 'multiples': "
                                  f"add plan='refine' or leave them at their defaults")
 
     def rung_schedule(self, num_rates: int) -> list[tuple[int, int, int]]:
         """``(candidates, start, end)`` per rung for ``num_rates`` first-rung candidates: how
         many train in the rung, from which iteration to which.
 
-        The reference plan is one rung: every candidate from 0 to ``iterations``. The refine
+        The multiples plan is one rung: every candidate from 0 to ``iterations``. The refine
         plan halves the candidates at each rung (rounding down) and ends its last rung at
         ``iterations``; earlier rungs end at ``f x 2**r x iterations`` with the largest
         ``f`` that keeps the total within :data:`REFINE_BUDGET` x ``iterations``.
@@ -390,7 +399,7 @@ class CandidatePlan:
             ValueError: the rungs cannot fit the budget (too many rates survive to the
                 last rung, or a rung would train for less than one iteration).
         """
-        if self.plan == "reference":
+        if self.plan == "multiples":
             return [(num_rates, 0, self.iterations)]
         counts = [num_rates // 2**r for r in range(self.rungs)]
         # the first rung's rates are refine_rates log-spaced ones, or the user's candidate_rates

@@ -52,7 +52,7 @@ def write_report(
 
     ``results`` are the sweep, or the sweeps on different batch orders (``selection`` took
     the median pick). ``rungs`` holds, per rung, the results of the candidates that trained
-    in it (each up to the rung's end); the reference plan has one. The recommendation comes
+    in it (each up to the rung's end); the multiples plan has one. The recommendation comes
     from the last.
 
     Files: init.params (a copy of ``init_params``), sweep.csv and sweep.png (the sweep the

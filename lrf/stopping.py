@@ -4,7 +4,7 @@ A criterion is called with each new (finite) loss and returns the smoothed loss
 and whether to stop. Non-finite losses and the iteration/rate bounds are the
 sweep loop's business (:mod:`lrf.sweep`), so every criterion gets them for free.
 
->>> criterion = ReferenceCriterion(smoothing=0.0, min_iter=2)
+>>> criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=2)
 >>> criterion(1.0), criterion(2.5)
 ((1.0, False), (2.5, True))
 """
@@ -36,7 +36,7 @@ class Criterion(Protocol):
         """Take the next finite loss; return (smoothed loss, stop?)."""
 
 
-class ReferenceCriterion:
+class TwiceFirstCriterion:
     """SPEC §5, exactly: stop once ``running_mean > 2 * first_loss`` and ``counter >= min_iter``.
 
     ``running_mean = (1 - smoothing) * loss + smoothing * running_mean``: ``smoothing``
@@ -56,7 +56,7 @@ class ReferenceCriterion:
         self._start(float_in("smoothing", smoothing, 0.0, 1.0), positive_int("min_iter", min_iter))
 
     @classmethod
-    def from_config(cls, config: SweepConfig) -> "ReferenceCriterion":
+    def from_config(cls, config: SweepConfig) -> "TwiceFirstCriterion":
         """A fresh criterion with ``config``'s smoothing and ``min_iter`` (validated by the config)."""
         criterion = cls.__new__(cls)
         criterion._start(config.smoothing, config.min_iter)
@@ -79,7 +79,7 @@ class ReferenceCriterion:
         return self.running_mean, self.running_mean > threshold and self.counter >= self.min_iter
 
 
-class BestCriterion(ReferenceCriterion):
+class BestCriterion(TwiceFirstCriterion):
     """Stop once the smoothed loss exceeds ``factor`` x the best smoothed loss so far.
 
     Same smoothing as the reference; useful when the loss first falls a long way
@@ -103,7 +103,7 @@ class BestCriterion(ReferenceCriterion):
 
 
 # the names a configuration may say (lrf.config.criterion_names reads them here)
-CRITERIA: dict[str, type[ReferenceCriterion]] = {"reference": ReferenceCriterion, "best": BestCriterion}
+CRITERIA: dict[str, type[TwiceFirstCriterion]] = {"twice-first": TwiceFirstCriterion, "best": BestCriterion}
 
 
 def make_criterion(name: str = SweepConfig.criterion, smoothing: float = DEFAULT_SMOOTHING,

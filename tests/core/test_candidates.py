@@ -170,10 +170,10 @@ def test_rungs_halve_the_candidates_and_stay_within_the_reference_budget(rates, 
     ({"refine_span": 1.0}, "refine_span=1.0"),
     ({"rungs": 0}, "rungs=0"),
     # settings the chosen plan would not read
-    ({"rungs": 4}, "rungs=4 shape\\(s\\) plan='refine' only, and this plan is 'reference'"),
+    ({"rungs": 4}, "rungs=4 shape\\(s\\) plan='refine' only, and this plan is 'multiples'"),
     ({"refine_rates": 5, "refine_span": 3.0}, "refine_rates=5, refine_span=3.0 shape"),
     ({"plan": "refine", "candidate_rates": (0.1, 0.2)}, "rungs=3 over the 2 candidate_rates leave 0 rate"),
-    ({"plan": "refine", "candidate_multipliers": (1, 3)}, r"candidate_multipliers=\[1.0, 3.0\] is read by plan='reference' only"),
+    ({"plan": "refine", "candidate_multipliers": (1, 3)}, r"candidate_multipliers=\[1.0, 3.0\] is read by plan='multiples' only"),
 ])
 def test_bad_refine_plans_name_parameter_and_value(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -96,3 +96,12 @@ def test_setup_parses_data_and_device_once_into_value_objects(text, source):
     assert (setup.data_spec.source, setup.data_spec.path) == source
     assert (setup.device_spec.kind, setup.device_spec.index) == ("gpu", 1)
     assert setup.to_dict()["data"] == text  # plain values for tasks, JSON and other processes
+
+
+def test_a_name_given_up_is_refused_with_its_new_name():
+    with pytest.raises(ValueError, match=r"plan='reference' \('reference' is now 'multiples'\)"):
+        CandidatePlan(plan="reference")
+    with pytest.raises(ValueError, match=r"criterion='reference' \('reference' is now 'twice-first'\)"):
+        SweepConfig(criterion="reference")
+    # what an earlier lrf wrote still reads, under the new name
+    assert SweepConfig.from_dict({**SweepConfig().to_dict(), "criterion": "reference"}) == SweepConfig()

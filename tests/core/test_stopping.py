@@ -1,6 +1,6 @@
 import pytest
 
-from lrf.stopping import BestCriterion, ReferenceCriterion, make_criterion
+from lrf.stopping import BestCriterion, TwiceFirstCriterion, make_criterion
 
 
 def feed(criterion, losses):
@@ -8,31 +8,31 @@ def feed(criterion, losses):
 
 
 def test_running_mean_weights_the_old_mean_by_smoothing():
-    criterion = ReferenceCriterion(smoothing=0.3, min_iter=1)
+    criterion = TwiceFirstCriterion(smoothing=0.3, min_iter=1)
     (first, _), (second, _) = feed(criterion, [1.0, 2.0])
     assert first == 1.0
     assert second == pytest.approx(0.7 * 2.0 + 0.3 * 1.0)
 
 
 def test_zero_smoothing_means_no_smoothing():
-    criterion = ReferenceCriterion(smoothing=0.0, min_iter=1)
+    criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=1)
     assert [s for s, _ in feed(criterion, [3.0, 1.0, 7.0])] == [3.0, 1.0, 7.0]
 
 
 def test_stops_exactly_at_min_iter_when_mean_exceeds_twice_first():
     # smoothing 0: mean is the loss; losses after the first are > 2 x first throughout
-    criterion = ReferenceCriterion(smoothing=0.0, min_iter=5)
+    criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=5)
     verdicts = [stop for _, stop in feed(criterion, [1.0, 3.0, 3.0, 3.0, 3.0, 3.0])]
     assert verdicts == [False, False, False, False, True, True]
 
 
 def test_mean_equal_to_twice_first_does_not_stop():
-    criterion = ReferenceCriterion(smoothing=0.0, min_iter=1)
+    criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=1)
     assert [stop for _, stop in feed(criterion, [1.5, 3.0, 3.0000001])] == [False, False, True]
 
 
 def test_first_loss_never_changes():
-    criterion = ReferenceCriterion(smoothing=0.0, min_iter=1)
+    criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=1)
     feed(criterion, [2.0, 0.1, 0.1, 3.9])
     assert criterion.first_loss == 2.0
     assert criterion(4.1)[1] is True
@@ -40,13 +40,13 @@ def test_first_loss_never_changes():
 
 def test_reference_defaults():
     criterion = make_criterion()
-    assert isinstance(criterion, ReferenceCriterion)
+    assert isinstance(criterion, TwiceFirstCriterion)
     assert (criterion.smoothing, criterion.min_iter) == (0.3, 20)
 
 
 def test_non_positive_first_loss_does_not_stop_at_once():
     # 2 x a negative first loss lies below it; the rule compares first + |first| instead
-    criterion = ReferenceCriterion(smoothing=0.0, min_iter=1)
+    criterion = TwiceFirstCriterion(smoothing=0.0, min_iter=1)
     assert [stop for _, stop in feed(criterion, [-1.0, -1.5, -0.5, 0.5])] == [False, False, False, True]
 
 

@@ -228,7 +228,7 @@ def test_the_form_describes_every_parameter_and_the_server_refuses_bad_ones(read
     schema = local.parameter_openapi_schema["properties"]
     assert [name for name, spec in schema.items() if not spec.get("description")] == []
     assert schema["rule"]["enum"] == ["reference", "steepest", "valley", "minimum"]
-    assert schema["plan"]["enum"] == ["reference", "refine"]
+    assert schema["plan"]["enum"] == ["multiples", "refine"]
     assert schema["lr_start"]["exclusiveMinimum"] == 0 and schema["batch_size"]["minimum"] == 1
     assert "init_params" in schema
     # ... and the server refuses a run that the flow would refuse, when it is created
