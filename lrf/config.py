@@ -274,7 +274,9 @@ class SweepConfig:
         comes first on the reference schedule (for a progress bar's total)."""
         if self.lr_end is not None:
             return self.max_iter
-        return min(self.max_iter, math.floor(math.log(self.max_lr / self.lr_start, self.lr_multiplier)) + 1)
+        # logs apart, not of the ratio: max_lr / a subnormal lr_start (1e-320) overflows to inf
+        steps = (math.log(self.max_lr) - math.log(self.lr_start)) / math.log(self.lr_multiplier)
+        return min(self.max_iter, math.floor(steps) + 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

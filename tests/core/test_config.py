@@ -105,3 +105,9 @@ def test_a_name_given_up_is_refused_with_its_new_name():
         SweepConfig(criterion="reference")
     # what an earlier lrf wrote still reads, under the new name
     assert SweepConfig.from_dict({**SweepConfig().to_dict(), "criterion": "reference"}) == SweepConfig()
+
+
+def test_a_subnormal_lr_start_bounds_the_sweep_by_max_iter():
+    # max_lr / 1e-320 overflows to inf: the bound is taken from the logs (issue 21: was an OverflowError)
+    assert SweepConfig(lr_start=1e-320).expected_iterations() == SweepConfig.max_iter
+    assert SweepConfig().expected_iterations() == 170  # 1e-6 x 1.1^169 <= 10 < 1e-6 x 1.1^170
