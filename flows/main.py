@@ -154,9 +154,10 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lrf._signals import TERMINATED, exit_on_sigterm, stop_started_processes
+    from lrf._signals import TERMINATED, exit_on_sigterm, interrupt_on_sigint, stop_started_processes
 
     exit_on_sigterm()  # from the start: a SIGTERM unwinds (temporary files, the temporary server)
+    interrupt_on_sigint()  # a Ctrl-C that lands in a destructor is recorded, not lost
     # Prefect warns on import when PREFECT_HOME cannot be made; check_prefect says it in one line
     warnings.filterwarnings("ignore", "Failed to create the Prefect home directory", UserWarning)
     parser = build_parser()

@@ -12,6 +12,15 @@ A worker that raised SystemExit there could have it swallowed (inside an
 its default in forked children. (Workers can still miss a SIGTERM while stuck
 on the pool's queue lock: :func:`lrf.gluon.data.close_loader` therefore
 SIGKILLs what has not stopped after a few seconds.)
+
+The same swallowing can lose a Ctrl-C or a SIGTERM in the main process: Python
+ignores an exception raised inside a ``__del__`` (MXNet's ``NDArray.__del__`` and
+``SymbolBase.__del__`` run all the time), so a KeyboardInterrupt that lands there is
+printed as "Exception ignored" and the run goes on. The entry points' handlers
+therefore also *record* the signal (:func:`interrupt_on_sigint`,
+:func:`exit_on_sigterm`), and the library's long loops call
+:func:`raise_if_interrupted` once per iteration, which raises it again: a Ctrl-C
+stops the run within one iteration wherever it landed.
 """
 
 from __future__ import annotations
@@ -29,6 +38,35 @@ from typing import Callable, Iterator
 log = logging.getLogger(__name__)
 
 TERMINATED = 128 + signal.SIGTERM
+_received: list[int] = []  # the stop signals this process's own handlers were given
+
+
+def raise_if_interrupted() -> None:
+    """Raise again a Ctrl-C (KeyboardInterrupt) or SIGTERM (``SystemExit(143)``) that this
+    process was given and that may have been swallowed; nothing if none was (or the entry
+    point installed no recording handler). For the library's loops, once per iteration."""
+    if _received:
+        if _received[-1] == signal.SIGTERM:
+            raise SystemExit(TERMINATED)
+        raise KeyboardInterrupt
+
+
+def interrupt_on_sigint() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt as by default, and record it for
+    :func:`raise_if_interrupted`: in the main thread of this process only, and only where
+    SIGINT has Python's default handler (a SIGINT the shell ignores stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() == owner:
+            _received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
 
 
 def exit_on_sigterm() -> None:
@@ -43,6 +81,7 @@ def exit_on_sigterm() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        _received.append(signum)
         raise SystemExit(TERMINATED)
 
     signal.signal(signal.SIGTERM, handler)
@@ -51,6 +90,7 @@ def exit_on_sigterm() -> None:
 
 def _default_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _received.clear()  # a forked child was given nothing yet
 
 
 # --- a run that starts processes: none of them outlives it -----------------------------

@@ -96,9 +96,10 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lrf._signals import exit_on_sigterm
+    from lrf._signals import exit_on_sigterm, interrupt_on_sigint
 
     exit_on_sigterm()  # so a kill unwinds: model restored, workers stopped, no half files
+    interrupt_on_sigint()  # and a Ctrl-C that lands in a destructor is not lost
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lrf import schedules
+from lrf._signals import raise_if_interrupted
 from lrf.config import SweepConfig
 from lrf.learner import Learner, check_learner
 from lrf.result import SweepResult
@@ -102,6 +103,7 @@ def find(
     try:
         step = 0
         while True:
+            raise_if_interrupted()  # a Ctrl-C swallowed by a destructor stops the sweep here
             if step >= config.max_iter:
                 reason = StopReason.MAX_ITER
                 break

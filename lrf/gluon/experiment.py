@@ -14,6 +14,7 @@ import os
 import time
 from typing import Callable
 
+from lrf._signals import raise_if_interrupted
 from lrf.candidates import CandidateResult, mean_of_last
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.gluon import data as gdata
@@ -117,6 +118,7 @@ def train_at_rate(
         if resume_from is not None:
             learner.load_state(resume_from)
         for step in range(start, end):
+            raise_if_interrupted()  # a Ctrl-C swallowed by a destructor stops the training here
             loss = learner.iteration(lr)
             losses.append(loss)
             if progress is not None:

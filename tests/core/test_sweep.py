@@ -144,3 +144,41 @@ def test_bad_config_raises_before_the_learner_is_touched(overrides, message):
 def test_not_a_learner_is_a_type_error():
     with pytest.raises(TypeError, match="lacks snapshot, restore"):
         find(type("OnlyIteration", (), {"iteration": lambda self, lr=None, take_step=True: 1.0})())
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one, on purpose
+def test_a_ctrl_c_swallowed_by_a_destructor_still_stops_the_sweep_and_restores(monkeypatch):
+    """Python ignores an exception raised in ``__del__`` (MXNet's arrays' run all the time):
+    a Ctrl-C that lands there must not be lost (issue 21: the CLI ran on 240 s after it)."""
+    import os
+    import signal
+
+    from lrf import _signals
+
+    monkeypatch.setattr(_signals, "_received", [])
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _signals.interrupt_on_sigint()  # what lrf find's main installs
+
+    class Destructor:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside __del__
+            sum(range(10_000))
+
+    learner = QuadraticLearner()
+    before = learner.state()
+    original = learner.iteration
+
+    def iteration(lr=None, take_step=True):
+        if len(learner.calls) == 5:
+            Destructor()  # collected at once: "Exception ignored in ... __del__", KeyboardInterrupt swallowed
+        return original(lr, take_step)
+
+    learner.iteration = iteration
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            find(learner, SweepConfig(max_iter=200))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert 5 <= len(learner.calls) <= 7  # stopped within an iteration of the signal
+    assert learner.state() == before  # and restored
