@@ -2,9 +2,9 @@
 
 import pytest
 
-from lrf.cluster import ClusterRef, Slot, _worker_env, local_slots
+from lrf.cluster import Slot, _worker_env, local_slots
 from lrf.config import DeviceSpec, Setup, parse_devices
-from lrf.execution import CPU_AT_ONCE, Execution, lanes
+from lrf.execution import CPU_AT_ONCE, Execution
 from lrf.engine import resolve_devices
 
 
@@ -57,15 +57,6 @@ def test_cpu_slots_share_the_cores_and_gpu_slots_see_one_gpu_each(monkeypatch):
         ("lrf-gpu1", "gpu:0", "gpu:1"), ("lrf-gpu3", "gpu:0", "gpu:3"), ("lrf-gpu4", "gpu:0", "gpu:4")]
     assert [_worker_env(s, 3, None) for s in gpus] == [{"CUDA_VISIBLE_DEVICES": i} for i in ("1", "3", "4")]
     assert len(local_slots(parse_devices("gpu:1,gpu:3,gpu:4"), at_once=2)) == 2  # at_once caps the devices used
-
-
-def test_candidates_go_one_per_device_round_robin():
-    ref = ClusterRef("tcp://127.0.0.1:1", tuple(local_slots(parse_devices("gpu:0,gpu:2"), at_once=None)), True)
-    placed = {}
-    for slot, lane in enumerate(lanes(5, len(ref.slots))):  # as flows.lr_finder.in_lanes places them
-        for job in lane:
-            placed[job] = ref.slot(slot).label
-    assert [placed[j] for j in range(5)] == ["gpu:0", "gpu:2", "gpu:0", "gpu:2", "gpu:0"]
 
 
 @pytest.mark.parametrize("address", ["localhost:8786", "http://x:1", "tcp://", 8786])

@@ -179,3 +179,25 @@ def test_setup_is_a_small_picklable_value():
     import pickle
 
     assert pickle.loads(pickle.dumps(replace(SETUP, seed=1))).seed == 1
+
+
+def test_candidates_go_one_per_device_round_robin_each_lane_in_order():
+    from tasks.stages import in_lanes  # what the flow submits its jobs with
+
+    class Recording:  # in the place of a Prefect task: what in_lanes asks of it
+        def __init__(self):
+            self.submitted = []
+
+        def submit(self, *, job, slot, wait_for):
+            self.submitted.append((job, slot, list(wait_for)))
+            return job
+
+    task = Recording()
+    from lrf.cluster import ClusterRef, local_slots
+    from lrf.config import parse_devices
+
+    ref = ClusterRef("tcp://127.0.0.1:1", tuple(local_slots(parse_devices("gpu:0,gpu:2"), at_once=None)), True)
+    assert in_lanes(task, [dict(job=j) for j in range(5)], len(ref.slots)) == [0, 1, 2, 3, 4]  # in call order
+    placed = {job: ref.slot(slot).label for job, slot, _ in task.submitted}
+    assert [placed[j] for j in range(5)] == ["gpu:0", "gpu:2", "gpu:0", "gpu:2", "gpu:0"]
+    assert {job: waits for job, _, waits in task.submitted} == {0: [], 1: [], 2: [0], 3: [1], 4: [2]}  # lanes
