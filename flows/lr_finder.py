@@ -6,13 +6,15 @@ Every default comes from the configuration classes (:mod:`lrf.config`,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
 from lrf._validate import limits_of
-from lrf.config import DEVICE_PATTERN, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, rule_names
+from lrf.config import (DEVICE_PATTERN, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names,
+                        engine_names, rule_names)
 from lrf.cluster import job_cluster
 from lrf.execution import CLUSTER_PATTERN, Execution
 from lrf.jobs import warm_up
@@ -45,6 +47,7 @@ def lr_finder(
     batch_size: Annotated[int, Limits(Setup, "batch_size")] = Setup.batch_size,
     seed: Annotated[int, Limits(Setup, "seed")] = Setup.seed,
     loader_workers: Annotated[int, Limits(Setup, "loader_workers")] | None = Setup.loader_workers,
+    engine: Literal[engine_names()] = Setup.engine,
     init_params: str | None = None,
     lr_start: Annotated[float, Limits(SweepConfig, "lr_start")] = SweepConfig.lr_start,
     lr_multiplier: Annotated[float, Limits(SweepConfig, "lr_multiplier")] = SweepConfig.lr_multiplier,
@@ -93,6 +96,7 @@ def lr_finder(
         seed: Seeds the initial weights and the batch order (every candidate sees the same
             batches).
         loader_workers: Data-loader processes (threads on a Dask worker); empty: one per CPU core.
+        engine: The training framework (mxnet, the reference).
         init_params: Start from these saved parameters (a file of Block.save_parameters for
             this model and data) instead of a fresh Xavier initialisation; empty: fresh.
         lr_start: Learning rate of the sweep's first iteration.
@@ -127,7 +131,8 @@ def lr_finder(
         output_root: Folder that receives a new run folder per run, and the work cache.
     """
     setup, config, candidate_plan, execution = check_inputs(
-        setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, loader_workers=loader_workers),
+        setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, loader_workers=loader_workers,
+                   engine=engine),
         sweep=dict(lr_start=lr_start, lr_multiplier=lr_multiplier, lr_end=lr_end, schedule=schedule,
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,
@@ -138,7 +143,7 @@ def lr_finder(
     )
     setup = prepare_dataset(setup)
     folders = create_run_folder(output_root)
-    with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=warm_up) as jobs_on:
+    with job_cluster(setup.device, execution.at_once, execution.cluster, warm_up=partial(warm_up, setup.engine)) as jobs_on:
         get_run_logger().info("jobs run on %s: %s", jobs_on.address, ", ".join(f"{s.worker} ({s.label})"
                                                                               for s in jobs_on.slots))
         stages = TaskStages(setup, config, candidate_plan, folders.cache_dir, jobs_on, init_params=init_params,

@@ -146,7 +146,7 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         prepare_setup(built[Setup])
         check_output_root(params["output_root"])
         check_cluster(built[Execution].cluster)
-        engine_for().check_init_params(params["init_params"])
+        engine_for(built[Setup].engine).check_init_params(params["init_params"])
     except (ValueError, TypeError) as error:
         name = parameter_of(error, params)
         option = f"argument --{name.replace('_', '-')}: " if name else ""

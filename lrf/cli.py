@@ -23,7 +23,8 @@ from typing import Sequence
 
 from lrf import _io
 from lrf._validate import parameter_of
-from lrf.config import DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, rule_names
+from lrf.config import (DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, engine_names,
+                        rule_names)
 from lrf.rules import cyclical_range, suggest
 from lrf.report import SUMMARY_FORMAT
 from lrf.runs import CACHE_DIR, CLAIM_FILE, DEFAULT_OUTPUT_ROOT, check_can_create, claim_output, run_folder_name
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=Setup.seed, help="seeds the initial weights and the batch order")
     data.add_argument("--loader-workers", type=int, default=Setup.loader_workers,
                       help="data loader processes (default: one per CPU core)")
+    data.add_argument("--engine", default=Setup.engine, choices=engine_names(), help="the training framework")
     data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
     sweep = find.add_argument_group("sweep")
     sweep.add_argument("--lr-start", type=float, default=SweepConfig.lr_start, help="rate of the first iteration")
@@ -131,10 +133,10 @@ OUTPUTS = ("sweep.csv", "sweep.png", "summary.json")  # summary.json last: a fol
 
 
 def _sweep_and_write(parser, args, config: SweepConfig, setup: Setup, out: Path) -> int:
-    from lrf.gluon.experiment import open_learner  # MXNet only now that the input is valid
+    from lrf.engine import engine_for
 
-    try:
-        learner = open_learner(setup, args.init_params)
+    try:  # the framework is imported only now that the input is valid
+        learner = engine_for(setup.engine).open_learner(setup, args.init_params)
     except (ValueError, TypeError) as error:  # e.g. a batch larger than the data, params of another model
         _usage_error(parser, args, error)
     from lrf.datacheck import DataError
@@ -239,8 +241,9 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
         from lrf.engine import engine_for, prepare_setup
 
         setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
-                                       batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers))
-        engine_for().check_init_params(args.init_params)
+                                       batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers,
+                                       engine=args.engine))
+        engine_for(setup.engine).check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, args, error)
     out = args.out or Path(DEFAULT_OUTPUT_ROOT) / run_folder_name("find")

@@ -158,6 +158,7 @@ class Setup:
         seed: seeds the initial weights and the batch order (42).
         loader_workers: data loader processes (threads on a Dask worker); None = one per
             CPU core (SPEC §3).
+        engine: the training framework, a name of :data:`lrf.engine.ENGINES` ("mxnet").
 
     ``data_spec`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
@@ -171,8 +172,10 @@ class Setup:
     batch_size: int = bounded(128, ge=1)
     seed: int = bounded(42, ge=0)
     loader_workers: int | None = bounded(None, ge=0)
+    engine: str = "mxnet"  # the reference engine
 
     def __post_init__(self) -> None:
+        one_of("engine", self.engine, engine_names())
         object.__setattr__(self, "_data_spec", parse_data_spec(self.data))
         object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None:
@@ -424,6 +427,13 @@ class CandidatePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def engine_names() -> tuple[str, ...]:
+    """The engines a setup may name: the registry's (:data:`lrf.engine.ENGINES`)."""
+    from lrf.engine import ENGINES  # lrf.engine reads this module: imported when asked
+
+    return tuple(ENGINES)
 
 
 def rule_names() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ it the entry checks without paying for the framework. It provides:
   devices it could use here); ``check_init_params(path)`` and
   ``check_fits(path, fresh, what)`` (a user's saved parameters, read without the
   framework);
+- ``open_learner(setup, init_params)``: a learner in this process (``lrf find``'s sweep);
 - ``warm_up()``: import what its jobs need (once per worker, ahead of the first job);
 - ``JOBS``: ``{"init" | "sweep" | "candidate": work(setup, args, paths, folder, say)}``,
   each returning ``(result JSON or None, {name: file path})``: the work a job does
@@ -31,7 +32,7 @@ from lrf.config import ALL_GPUS, DeviceSpec, Setup
 from lrf.datasets import DataSize, resolve_data_spec, validate_data_spec
 
 ENGINES = {"mxnet": "lrf.gluon.engine"}  # engine name -> its module
-DEFAULT_ENGINE = "mxnet"  # the reference engine
+DEFAULT_ENGINE = Setup.engine
 
 
 def engine_for(name: str = DEFAULT_ENGINE) -> ModuleType:
@@ -79,7 +80,7 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
         ValueError: unknown model, missing GPU, unusable data files, or a batch larger
             than the training data; the message names the parameter and the value.
     """
-    engine = engine or engine_for()
+    engine = engine or engine_for(setup.engine)
     engine.check_model_name(setup.model)
     visible = engine.visible_gpus() if "gpu" in setup.device else 0
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))

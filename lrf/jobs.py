@@ -173,7 +173,7 @@ def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, 
         device = executor.slot(slot).device
         placed = {**args, "setup": Setup(**args["setup"]).on_device(device).to_dict()}
         try:
-            value = run_job(executor, slot, work_on_worker, DEFAULT_ENGINE, job, placed, inputs=files,
+            value = run_job(executor, slot, work_on_worker, placed["setup"]["engine"], job, placed, inputs=files,
                             on_event=heard, name=f"lrf-{job}")
         except JobFailed as error:
             raise RuntimeError(f"lrf job {job!r} failed: {error}") from None
@@ -277,7 +277,8 @@ class JobStages:
         fresh = init_job(self.setup, self.cache, executor=self.executor, watch=self._watch("initialise-model"))
         if self.init_params is None:
             return str(fresh)
-        engine_for().check_fits(self.init_params, fresh, f"{self.setup.model} for data={self.setup.data!r}")
+        engine_for(self.setup.engine).check_fits(self.init_params, fresh,
+                                                 f"{self.setup.model} for data={self.setup.data!r}")
         return str(self.cache.copy_in(self.init_params))
 
     def sweep(self, init_params: str, count: int) -> list[SweepResult]:

@@ -14,7 +14,7 @@ def check_inputs(setup: dict, sweep: dict, plan: dict, execution: dict, output_r
                  init_params: str | None = None):
     """Validate every flow parameter before anything runs: (Setup, SweepConfig, CandidatePlan, Execution)."""
     check_output_root(output_root)
-    engine_for().check_init_params(init_params)
     checked = Setup(**setup), SweepConfig(**sweep), CandidatePlan(**plan), Execution(**execution)
+    engine_for(checked[0].engine).check_init_params(init_params)
     check_cluster(checked[3].cluster)
     return checked

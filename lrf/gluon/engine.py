@@ -56,6 +56,13 @@ def visible_gpus() -> int:
     return count
 
 
+def open_learner(setup: Setup, init_params: str | os.PathLike | None = None):
+    """A learner (:class:`lrf.learner.Learner`) over ``setup``, in this process; close it (or ``with``)."""
+    from lrf.gluon.experiment import open_learner
+
+    return open_learner(setup, init_params)
+
+
 def warm_up() -> None:
     """Import what every job needs (MXNet, its model zoo): once per worker, before its first job."""
     import lrf.gluon.experiment  # noqa: F401  (mxnet, and scikit-learn through mxnet.model)

@@ -39,6 +39,9 @@ BAD = [
     ("batch_size", 5000, "batch_size=5000"),
     ("seed", -1, "seed=-1"),
     ("loader_workers", -1, "loader_workers=-1"),
+    ("engine", "torch", "engine='torch'"),
+    ("plan", "reference", "plan='reference' ('reference' is now 'multiples')"),
+    ("criterion", "reference", "criterion='reference' ('reference' is now 'twice-first')"),
     ("lr_start", 0.0, "lr_start=0.0"),
     ("lr_start", -1e-3, "lr_start=-0.001"),
     ("lr_start", math.nan, "lr_start=nan"),
@@ -96,7 +99,7 @@ BAD = [
 CLI_ONLY = {"out"}
 FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k", "at_once", "cluster", "output_root",
              "plan", "refine_rates", "refine_span", "rungs", "sweeps", "spread_threshold", "recompute"}
-CLI_CHOICES = {"schedule", "criterion", "rule"}  # argparse refuses these itself: "invalid choice"
+CLI_CHOICES = {"schedule", "criterion", "rule", "engine"}  # argparse refuses these itself: "invalid choice"
 # the flow finds these only once it has the model's fresh parameters, in initialise-model: the
 # run folder exists by then, and stays without a summary
 AFTER_RUN_FOLDER = {("init_params", "does not fit")}
