@@ -17,6 +17,7 @@ from lrf.config import (DEVICE_PATTERN, PLANS, SCHEDULES, CandidatePlan, Setup, 
                         engine_names, rule_names)
 from lrf.cluster import job_cluster
 from lrf.execution import CLUSTER_PATTERN, Execution
+from lrf.gluon.engine import OPTIMIZERS
 from lrf.jobs import warm_up
 from lrf.run import run
 from lrf.runs import DEFAULT_OUTPUT_ROOT
@@ -34,6 +35,9 @@ from tasks.stages import TaskStages
 Positive = Field(gt=0)
 
 
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)  # the engines' optimizers (MXNet's registry, read without MXNet)
+
+
 def Limits(cls: type, name: str):  # noqa: N802 (reads as a type's annotation)
     """The bounds the configuration class ``cls`` declares on its field ``name``, as a pydantic Field."""
     return Field(**limits_of(cls, name))
@@ -48,6 +52,8 @@ def lr_finder(
     seed: Annotated[int, Limits(Setup, "seed")] = Setup.seed,
     loader_workers: Annotated[int, Limits(Setup, "loader_workers")] | None = Setup.loader_workers,
     engine: Literal[engine_names()] = Setup.engine,
+    optimizer: Literal[OPTIMIZER_NAMES] = Setup.optimizer,
+    optimizer_params: dict[str, float | int | bool | str] | None = Setup.optimizer_params,
     init_params: str | None = None,
     lr_start: Annotated[float, Limits(SweepConfig, "lr_start")] = SweepConfig.lr_start,
     lr_multiplier: Annotated[float, Limits(SweepConfig, "lr_multiplier")] = SweepConfig.lr_multiplier,
@@ -97,6 +103,10 @@ def lr_finder(
             batches).
         loader_workers: Data-loader processes (threads on a Dask worker); empty: one per CPU core.
         engine: The training framework (mxnet, the reference).
+        optimizer: The optimizer the sweep and every candidate train with (sgd: plain SGD,
+            the reference).
+        optimizer_params: Its arguments other than the learning rate, e.g. momentum 0.9 and
+            wd 0.0005; empty: the optimizer's defaults.
         init_params: Start from these saved parameters (a file of Block.save_parameters for
             this model and data) instead of a fresh Xavier initialisation; empty: fresh.
         lr_start: Learning rate of the sweep's first iteration.
@@ -132,7 +142,7 @@ def lr_finder(
     """
     setup, config, candidate_plan, execution = check_inputs(
         setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, loader_workers=loader_workers,
-                   engine=engine),
+                   engine=engine, optimizer=optimizer, optimizer_params=optimizer_params),
         sweep=dict(lr_start=lr_start, lr_multiplier=lr_multiplier, lr_end=lr_end, schedule=schedule,
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,

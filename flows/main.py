@@ -68,6 +68,10 @@ def parser_from_signature(fn: Callable, **kwargs: Any) -> argparse.ArgumentParse
             shown = " ".join(map(str, parameter.default)) if many else parameter.default
             text += f" (default: {shown})"
         option = "--" + name.replace("_", "-")
+        if kind is dict:  # --optimizer-params momentum=0.9 wd=5e-4
+            parser.add_argument(option, dest=name, nargs="+", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                                type=str, action=_KeyValues, help=text.strip())
+            continue
         if kind is bool:  # --recompute / --no-recompute
             parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=text.strip())
@@ -75,6 +79,18 @@ def parser_from_signature(fn: Callable, **kwargs: Any) -> argparse.ArgumentParse
         parser.add_argument(option, dest=name, type=kind, nargs="+" if many else None,
                             default=argparse.SUPPRESS, metavar=name.upper(), help=text.strip())
     return parser
+
+
+class _KeyValues(argparse.Action):
+    """``KEY=VALUE ...`` as a mapping (:func:`lrf.config.parse_key_values`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from lrf.config import parse_key_values
+
+        try:
+            setattr(namespace, self.dest, parse_key_values(self.dest, values))
+        except ValueError as error:
+            parser.error(f"argument {option_string}: {error}")
 
 
 def _option_type(hint) -> tuple[Callable, bool, tuple[str, ...]]:
@@ -89,6 +105,8 @@ def _option_type(hint) -> tuple[Callable, bool, tuple[str, ...]]:
             break
     if origin is typing.Literal:
         return str, False, tuple(args)
+    if origin is dict:
+        return dict, False, ()
     if origin is tuple:
         element, _ = _option_type(args[0])[:2]
         return element, True, ()
@@ -180,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     recommended = summary["recommended_lr"]
     print("recommended learning rate: " + (f"{recommended:.4g}" if recommended is not None else "none"))
     print(f"  evidence: {summary['recommendation']['evidence']}")
+    print(f"  trained with: {summary['setup']['optimizer']} {summary['setup']['optimizer_params'] or ''}".rstrip())
     pick = summary["pick_lr"]
     print(f"  the {summary['rule']} rule's pick: " + (f"{pick:.4g}" if pick is not None else "none"))
     bounds = summary["cyclical_range"]

@@ -24,7 +24,7 @@ from typing import Sequence
 from lrf import _io
 from lrf._validate import parameter_of
 from lrf.config import (DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, engine_names,
-                        rule_names)
+                        parse_key_values, rule_names)
 from lrf.rules import cyclical_range, suggest
 from lrf.report import SUMMARY_FORMAT
 from lrf.runs import CACHE_DIR, CLAIM_FILE, DEFAULT_OUTPUT_ROOT, check_can_create, claim_output, run_folder_name
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--loader-workers", type=int, default=Setup.loader_workers,
                       help="data loader processes (default: one per CPU core)")
     data.add_argument("--engine", default=Setup.engine, choices=engine_names(), help="the training framework")
+    data.add_argument("--optimizer", default=Setup.optimizer, help="the optimizer, by its name in the engine's "
+                      "registry (sgd, nag, adam, rmsprop, ...)")
+    data.add_argument("--optimizer-params", nargs="+", default=Setup.optimizer_params, metavar="KEY=VALUE",
+                      help="its arguments other than the learning rate, e.g. momentum=0.9 wd=5e-4")
     data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
     sweep = find.add_argument_group("sweep")
     sweep.add_argument("--lr-start", type=float, default=SweepConfig.lr_start, help="rate of the first iteration")
@@ -242,7 +246,9 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
         setup, _ = prepare_setup(Setup(data=args.data, model=args.model, device=args.device,
                                        batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers,
-                                       engine=args.engine))
+                                       engine=args.engine, optimizer=args.optimizer,
+                                       optimizer_params=parse_key_values("optimizer_params",
+                                                                         args.optimizer_params or []) or None))
         engine_for(setup.engine).check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, args, error)

@@ -138,6 +138,66 @@ def parse_devices(text: str) -> tuple[DeviceSpec, ...]:
     return devices
 
 
+OPTIMIZER_VALUE_TYPES = (bool, int, float, str)
+
+
+def check_optimizer_params(optimizer: object, params: object) -> None:
+    """The engine-independent part of an optimizer's check: a name, and a mapping of names to
+    plain values (numbers finite) that does not set the learning rate (the finder sets it).
+    What names and ranges an optimizer takes is the engine's check (``check_optimizer``).
+
+    Raises:
+        TypeError/ValueError naming ``optimizer`` or ``optimizer_params`` and the value.
+    """
+    if not isinstance(optimizer, str) or not optimizer:
+        raise ValueError(f"optimizer must be an optimizer's name such as 'sgd' or 'adam', got optimizer={optimizer!r}")
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise TypeError(f"optimizer_params must be a mapping of argument names to values, got "
+                        f"optimizer_params={params!r}")
+    for key, value in params.items():
+        shown = f"optimizer_params={{{key!r}: {value!r}}}"
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"optimizer_params names its arguments by text, got {shown}")
+        if key in ("learning_rate", "lr"):
+            raise ValueError(f"{shown} sets the learning rate, which the finder sets itself: leave it out")
+        if not isinstance(value, OPTIMIZER_VALUE_TYPES):
+            raise TypeError(f"optimizer_params values are numbers, true/false or text, got {shown}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"optimizer_params values must be finite, got {shown}")
+
+
+def parse_key_values(name: str, items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` texts (a command line's) as a mapping: values true/false as booleans,
+    numbers as int or float, the rest as text.
+
+    >>> parse_key_values("optimizer_params", ["momentum=0.9", "wd=5e-4", "centered=true"])
+    {'momentum': 0.9, 'wd': 0.0005, 'centered': True}
+
+    Raises:
+        ValueError: an item without ``=`` or without a key, naming ``name``.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{name} takes KEY=VALUE items, got {name}={item!r}")
+        parsed[key.strip()] = _plain_value(text.strip())
+    return parsed
+
+
+def _plain_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def default_model(spec: DataSpec) -> str:
     """The small CNN for the offline digits, the reference ResNet-18 v2 for the rest."""
     return SMALL_CNN if spec.source == "digits" else REFERENCE_MODEL
@@ -159,6 +219,10 @@ class Setup:
         loader_workers: data loader processes (threads on a Dask worker); None = one per
             CPU core (SPEC §3).
         engine: the training framework, a name of :data:`lrf.engine.ENGINES` ("mxnet").
+        optimizer: the optimizer's name in the engine's registry ("sgd", the reference; the
+            sweep and every candidate use it). Which names exist is the engine's check.
+        optimizer_params: its constructor arguments other than the learning rate, e.g.
+            ``{"momentum": 0.9, "wd": 5e-4}`` (None: the optimizer's defaults).
 
     ``data_spec`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
@@ -173,9 +237,12 @@ class Setup:
     seed: int = bounded(42, ge=0)
     loader_workers: int | None = bounded(None, ge=0)
     engine: str = "mxnet"  # the reference engine
+    optimizer: str = "sgd"  # plain SGD, SPEC §2
+    optimizer_params: dict[str, Any] | None = None  # the optimizer's own defaults
 
     def __post_init__(self) -> None:
         one_of("engine", self.engine, engine_names())
+        check_optimizer_params(self.optimizer, self.optimizer_params)
         object.__setattr__(self, "_data_spec", parse_data_spec(self.data))
         object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None:

@@ -4,7 +4,7 @@ An engine is a module (MXNet's: :mod:`lrf.gluon.engine`) that imports its framew
 only inside the functions that train, so that an orchestrating process can ask
 it the entry checks without paying for the framework. It provides:
 
-- ``NAME``; ``check_model_name(name)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
+- ``NAME``; ``check_model_name(name)``; ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
   devices it could use here); ``check_init_params(path)`` and
   ``check_fits(path, fresh, what)`` (a user's saved parameters, read without the
   framework);
@@ -82,6 +82,7 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
     """
     engine = engine or engine_for(setup.engine)
     engine.check_model_name(setup.model)
+    engine.check_optimizer(setup.optimizer, setup.optimizer_params)
     visible = engine.visible_gpus() if "gpu" in setup.device else 0
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))
     for device in setup.devices:

@@ -120,6 +120,12 @@ def write_report(
     return summary
 
 
+def optimizer_text(setup) -> str:
+    """The optimizer a run trained with, for people: ``sgd (momentum=0.9, wd=0.0005)``."""
+    params = setup.optimizer_params or {}
+    return setup.optimizer + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+
+
 def latest_results(rungs: Sequence[Sequence[CandidateResult]]) -> list[CandidateResult]:
     """Each candidate's result at the last rung it trained in, in first-rung order."""
     latest: dict[float, CandidateResult] = {}

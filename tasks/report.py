@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from lrf.candidates import CandidateResult, Selection
 from lrf.config import CandidatePlan, Setup
 from lrf.execution import Execution
-from lrf.report import formatted_rows, inline_png, write_report
+from lrf.report import formatted_rows, inline_png, optimizer_text, write_report
 from lrf.result import SweepResult
 
 
@@ -35,6 +35,7 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
         else "**No recommended learning rate**",
         "",
         f"- evidence: {recommendation['evidence']}",
+        f"- trained with: {optimizer_text(setup)}, batch size {setup.batch_size} (the sweep and every candidate)",
         f"- sweep: {summary['sweep']['iterations']} iterations, stopped: {summary['sweep']['stop_reason']}",
         f"- rule `{selection.rule}` picked: " + (f"{pick.lr:.4g} ({pick.reason})" if pick.ok else pick.reason),
         *([f"- cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}"]

@@ -27,6 +27,60 @@ ZOO_MODELS = (
 )
 
 
+# MXNet 1.9.1's optimizer registry (mx.optimizer.Optimizer.opt_registry) and the arguments
+# each constructor takes besides the learning rate, known without importing MXNet (a test
+# compares them with MXNet's own). "test" and the deprecated "ccsgd" are left out.
+OPTIMIZERS = {
+    "sgd": ("momentum", "lazy_update"), "nag": ("momentum",), "signum": ("momentum", "wd_lh"),
+    "dcasgd": ("momentum", "lamda"), "sgld": (), "lars": ("momentum", "lazy_update", "eta", "eps", "momentum_correction"),
+    "lbsgd": ("momentum", "multi_precision", "warmup_strategy", "warmup_epochs", "batch_scale", "updates_per_epoch",
+              "begin_epoch", "num_epochs"),
+    "adam": ("beta1", "beta2", "epsilon", "lazy_update"), "adamax": ("beta1", "beta2"),
+    "nadam": ("beta1", "beta2", "epsilon", "schedule_decay"), "ftml": ("beta1", "beta2", "epsilon"),
+    "lamb": ("beta1", "beta2", "epsilon", "lower_bound", "upper_bound", "bias_correction"),
+    "adagrad": ("eps",), "groupadagrad": ("eps",), "adadelta": ("rho", "epsilon"),
+    "rmsprop": ("gamma1", "gamma2", "epsilon", "centered", "clip_weights"), "ftrl": ("lamda1", "beta"),
+}
+# what every MXNet optimizer takes (Optimizer.__init__) that a user may set; the rest of its
+# arguments (rescale_grad, lr_scheduler, param_idx2name, sym, begin_num_update, param_dict)
+# belong to the trainer and the finder
+OPTIMIZER_COMMON = ("wd", "clip_gradient", "multi_precision")
+# the ranges that make sense, by argument name: (low, high, high included)
+_UNIT = (0.0, 1.0, False)
+OPTIMIZER_RANGES = {
+    "momentum": _UNIT, "beta1": _UNIT, "beta2": _UNIT, "gamma1": _UNIT, "gamma2": _UNIT, "rho": _UNIT,
+    "wd": (0.0, float("inf"), False), "wd_lh": (0.0, float("inf"), False), "eps": (0.0, float("inf"), False),
+    "epsilon": (1e-300, float("inf"), False), "clip_gradient": (1e-300, float("inf"), False),
+    "clip_weights": (1e-300, float("inf"), False), "lamda": (0.0, float("inf"), False),
+    "lamda1": (0.0, float("inf"), False), "eta": (0.0, float("inf"), False), "beta": (0.0, float("inf"), False),
+    "schedule_decay": (0.0, float("inf"), False),
+}
+OPTIMIZER_FLAGS = ("lazy_update", "multi_precision", "centered", "bias_correction", "momentum_correction")
+
+
+def check_optimizer(name: str, params: dict | None) -> None:
+    """Raise ValueError/TypeError naming ``optimizer`` or ``optimizer_params`` and the value
+    unless MXNet has optimizer ``name`` and it takes every argument of ``params``, each of
+    the right type and in range (momentum and the betas in [0, 1), wd >= 0, epsilon > 0, ...)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of MXNet's: {', '.join(sorted(OPTIMIZERS))}; got optimizer={name!r}")
+    takes = OPTIMIZERS[name] + OPTIMIZER_COMMON
+    for key, value in (params or {}).items():
+        shown = f"optimizer_params={{{key!r}: {value!r}}}"
+        if key not in takes:
+            raise ValueError(f"{shown}: optimizer={name!r} takes {', '.join(takes)}")
+        if key in OPTIMIZER_FLAGS:
+            if not isinstance(value, bool):
+                raise TypeError(f"{shown}: {key} is true or false")
+        elif key in OPTIMIZER_RANGES:
+            low, high, closed = OPTIMIZER_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{shown}: {key} is a number")
+            if value < low or value > high or (value == high and not closed):
+                bound = f"in [{low:g}, {high:g})" if high != float("inf") else (f">= {low:g}" if low == 0 else "> 0")
+                raise ValueError(f"{shown}: {key} must be {bound}")
+
+
 def model_names() -> list[str]:
     """Every model name the engine builds."""
     return [SMALL_CNN, *ZOO_MODELS]

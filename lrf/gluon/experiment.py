@@ -14,6 +14,8 @@ import os
 import time
 from typing import Callable
 
+from mxnet import gluon
+
 from lrf._signals import raise_if_interrupted
 from lrf.candidates import CandidateResult, mean_of_last
 from lrf.config import CandidatePlan, Setup, SweepConfig
@@ -26,6 +28,7 @@ from lrf.sweep import ProgressCallback, find
 
 log = logging.getLogger(__name__)
 
+INITIAL_LR = 0.001  # the optimizer's rate before the finder sets one (SPEC §2)
 LOG_EVERY = 100  # a candidate's loss is reported every this many iterations (SPEC §7)
 
 
@@ -57,7 +60,9 @@ def open_learner(setup: Setup, init_params: str | os.PathLike | None = None, *, 
     loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.loader_workers, seed=setup.seed, start=start)
     try:
         net, ctx = _network(setup, info, init_params)
-        return GluonLearner(net, loader, ctx, info=info)
+        trainer = gluon.Trainer(net.collect_params(), setup.optimizer,
+                                {"learning_rate": INITIAL_LR, **(setup.optimizer_params or {})})
+        return GluonLearner(net, loader, ctx, trainer=trainer, info=info)
     except BaseException:
         gdata.close_loader(loader)
         raise

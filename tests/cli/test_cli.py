@@ -170,3 +170,15 @@ def test_find_check_refuses_a_bad_plan_before_any_work(tmp_path, capsys, args, o
         main(["find", "--check", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), *args])
     assert exit_.value.code == 2 and f"argument {option}:" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_find_check_trains_with_the_users_optimizer_and_keys_its_work_by_it(checked):
+    root, args, _ = checked
+    assert main([*args, "--optimizer", "sgd", "--optimizer-params", "momentum=0.9", "wd=5e-4",
+                 "--out", str(root / "momentum")]) == 0
+    summary = json.loads((root / "momentum" / "summary.json").read_text())
+    assert summary["setup"]["optimizer"] == "sgd"
+    assert summary["setup"]["optimizer_params"] == {"momentum": 0.9, "wd": 5e-4}
+    assert summary["reused"] == []  # other training, other work: nothing of the plain-SGD run is reused
+    plain = json.loads((root / "first" / "summary.json").read_text())
+    assert [r["final_loss"] for r in summary["final_losses"]] != [r["final_loss"] for r in plain["final_losses"]]

@@ -63,6 +63,23 @@ def test_config_file_then_command_line(tmp_path):
     assert parameters(build_parser(), [])["recompute"] is False
 
 
+def test_the_optimizer_and_its_parameters_from_a_table_or_the_command_line(tmp_path, capsys):
+    from flows.main import build_parser, parameters, validate
+
+    config = tmp_path / "run.toml"
+    config.write_text('optimizer = "adam"\n[optimizer_params]\nbeta1 = 0.8\nwd = 1e-4\n')
+    params = parameters(build_parser(), ["--config", str(config)])
+    assert (params["optimizer"], params["optimizer_params"]) == ("adam", {"beta1": 0.8, "wd": 1e-4})
+    given = parameters(build_parser(), ["--optimizer", "nag", "--optimizer-params", "momentum=0.9", "wd=5e-4"])
+    assert given["optimizer_params"] == {"momentum": 0.9, "wd": 5e-4}
+    validate(build_parser(), given)  # accepted as it is
+    with pytest.raises(SystemExit) as exit_:
+        validate(build_parser(), {**given, "optimizer": "adam"})  # adam has no momentum
+    assert exit_.value.code == 2
+    assert "argument --optimizer-params: optimizer_params={'momentum': 0.9}: optimizer='adam' takes" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text, message", [
     ("sed = 7\n", "unknown key(s) sed"),
     ("seed = \n", "cannot read"),

@@ -136,3 +136,62 @@ def test_gradients_are_zero_after_a_sweep(grad_req, lr_start, stop):
 def test_unknown_device_names(device):
     with pytest.raises(ValueError, match="device must be 'cpu', 'gpu' or 'gpu:N'"):
         parse_device(device)
+
+
+# one per family of optimizer state: momentum buffers, Nesterov, Adam's two moments and its
+# update count (bias correction), RMSProp's centred averages, AdaGrad's history. (float16
+# weights with float32 master copies, multi_precision, need a GPU: MXNet has no FP16 gemm on CPU)
+OPTIMIZER_FAMILIES = [
+    ("sgd", {"momentum": 0.9, "wd": 5e-4}),
+    ("nag", {"momentum": 0.9}),
+    ("adam", {"beta1": 0.9, "beta2": 0.999, "wd": 1e-4}),
+    ("rmsprop", {"gamma1": 0.9, "centered": True}),
+    ("adagrad", {}),
+]
+
+
+def _learner_with(optimizer, params):
+    net = build_model("small-cnn", 10, (1, 8, 8), CTX)
+    trainer = gluon.Trainer(net.collect_params(), optimizer, {"learning_rate": 0.01, **params})
+    return net, trainer, GluonLearner(net, fixed_batches((1, 8, 8)), CTX, trainer=trainer)
+
+
+@pytest.mark.parametrize("optimizer, params", OPTIMIZER_FAMILIES, ids=lambda v: str(v))
+def test_every_optimizers_state_is_restored_so_training_goes_on_bit_for_bit(optimizer, params):
+    net, trainer, learner = _learner_with(optimizer, params)
+    for _ in range(3):
+        learner.iteration(0.01)  # the optimizer's state now matters
+    snapshot = learner.snapshot()
+    straight = [learner.iteration(0.01) for _ in range(4)]
+    after = params_of(net)
+    find(learner, max_iter=15, lr_start=1e-3)  # a sweep in between ...
+    learner.restore(snapshot)
+    assert [learner.iteration(0.01) for _ in range(4)] == straight  # ... leaves nothing behind
+    assert_bitwise_equal(after, params_of(net))
+
+
+@pytest.mark.parametrize("optimizer, params", OPTIMIZER_FAMILIES[:4], ids=lambda v: str(v))
+def test_a_saved_state_goes_on_in_a_new_learner_as_if_it_never_stopped(tmp_path, optimizer, params):
+    net, _, learner = _learner_with(optimizer, params)
+    for _ in range(3):
+        learner.iteration(0.01)
+    learner.save_state(tmp_path / "state.params")
+    straight = [learner.iteration(0.01) for _ in range(4)]
+    _, _, other = _learner_with(optimizer, params)  # another network, a fresh optimizer
+    other.load_state(tmp_path / "state.params")
+    assert [other.iteration(0.01) for _ in range(4)] == straight
+
+
+def test_the_engines_optimizer_table_is_mxnets():
+    import inspect
+
+    from lrf.gluon.engine import OPTIMIZER_COMMON, OPTIMIZERS
+
+    registry = mx.optimizer.Optimizer.opt_registry
+    assert set(OPTIMIZERS) == set(registry) - {"test", "ccsgd"}
+    for name, takes in OPTIMIZERS.items():
+        own = [p for p in inspect.signature(registry[name].__init__).parameters
+               if p not in ("self", "learning_rate", "kwargs")]
+        assert list(takes) == own, name
+    common = inspect.signature(mx.optimizer.Optimizer.__init__).parameters
+    assert set(OPTIMIZER_COMMON) <= set(common)

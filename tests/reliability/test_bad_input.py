@@ -40,6 +40,12 @@ BAD = [
     ("seed", -1, "seed=-1"),
     ("loader_workers", -1, "loader_workers=-1"),
     ("engine", "torch", "engine='torch'"),
+    ("optimizer", "sgdd", "optimizer='sgdd'"),
+    ("optimizer_params", {"learning_rate": 0.1}, "sets the learning rate, which the finder sets itself"),
+    ("optimizer_params", {"momentum": 1.0}, "momentum must be in [0, 1)"),
+    ("optimizer_params", {"wd": -1e-4}, "wd must be >= 0"),
+    ("optimizer_params", {"beta1": 0.9}, "optimizer='sgd' takes momentum"),
+    ("optimizer_params", {"momentum": "fast"}, "momentum is a number"),
     ("plan", "reference", "plan='reference' ('reference' is now 'multiples')"),
     ("criterion", "reference", "criterion='reference' ('reference' is now 'twice-first')"),
     ("lr_start", 0.0, "lr_start=0.0"),
@@ -150,7 +156,8 @@ def test_cli_exits_2_naming_option_and_value(tmp_path, capsys, damaged, param, v
     out = Path(value) if param == "out" else tmp_path / "run"
     option = "--" + param.replace("_", "-")
     with pytest.raises(SystemExit) as exit_:
-        cli_main(["find", "--out", str(out), "--no-progress", option, str(value)])
+        items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else [str(value)]
+        cli_main(["find", "--out", str(out), "--no-progress", option, *items])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert f"argument {option}" in error
