@@ -42,6 +42,20 @@ def cifar_available() -> bool:
     return CIFAR_TRAIN_REC.is_file() and CIFAR_TRAIN_REC.with_suffix(".idx").is_file()
 
 
+def in_process_stages(setup, plan, folder: Path, config=None):
+    """The run's stages (:class:`lrf.jobs.JobStages`) for ``setup`` in this process, caching in
+    ``folder``/cache: the benchmarks do a run's work through the run's own jobs, not copies of them."""
+    from lrf.cache import WorkCache
+    from lrf.cluster import InProcess
+    from lrf.config import SweepConfig
+    from lrf.engine import prepare_setup
+    from lrf.jobs import JobStages
+
+    prepared, _ = prepare_setup(setup)
+    return JobStages(prepared, config or SweepConfig(), plan, WorkCache(folder / "cache"), InProcess(),
+                     report=lambda line: None)
+
+
 # --- timing -----------------------------------------------------------------------
 
 

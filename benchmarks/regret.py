@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import Report, Table, cifar_available, figure, log, module_main
+from benchmarks._common import Report, Table, cifar_available, figure, in_process_stages, log, module_main
 from lrf.config import CandidatePlan, Setup
 
 NAME = "regret"
@@ -48,18 +48,15 @@ def _metric(c, field: str) -> float:
 
 def one_seed(case: dict, seed: int, folder: Path) -> dict:
     import lrf
-    from lrf.gluon.experiment import build_network, run_sweep, train_at_rate
-    from lrf.gluon.models import save_parameters
+    from lrf.run import Training
 
     # loader_workers=0: the batch order comes from the seed alone, so the numbers are the same as with
     # workers; training in this one process, loaders that fork would fork after MXNet has run
     setup = Setup(data=case["data"], seed=seed, loader_workers=0)  # the data's default model
-    init = folder / f"init-{seed}.params"
-    net, *_ = build_network(setup)
-    save_parameters(net, init)
-    del net
+    stages = in_process_stages(setup, CandidatePlan(iterations=case["iterations"], last_k=LAST_K), folder)
+    init = stages.initialise()
     log(f"{case['label']} seed {seed}: sweep")
-    result = run_sweep(setup, lrf.SweepConfig(), init_params=init)
+    [result] = stages.sweep(init, 1)
     picks = {rule: lrf.suggest(result, rule) for rule in lrf.RULES}
     out = {"seed": seed, "sweep_iterations": len(result), "stop_reason": result.stop_reason.value,
            "picks": {rule: p.lr for rule, p in picks.items()}, "reasons": {rule: p.reason for rule, p in picks.items()}}
@@ -70,7 +67,7 @@ def one_seed(case: dict, seed: int, folder: Path) -> dict:
 
     def train(lr: float):
         if lr not in trained:
-            trained[lr] = train_at_rate(setup, init, lr, case["iterations"], LAST_K, report=lambda line: None)
+            [(trained[lr], _)] = stages.train(init, [Training(lr, 0, case["iterations"], LAST_K)])
         return trained[lr]
 
     grid = [float(lr) for lr in case["grid"]]

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks._common import Report, Table, cifar_available, figure, log, module_main
+from benchmarks._common import Report, Table, cifar_available, figure, in_process_stages, log, module_main
 from lrf.config import REFERENCE_MULTIPLIERS, CandidatePlan, Setup, SweepConfig
 
 NAME = "spread"
@@ -35,21 +35,14 @@ def cases(quick: bool, folder: Path) -> list[dict]:
 
 def one_seed(case: dict, seed: int, folder: Path) -> dict:
     import lrf
-    from lrf.gluon.experiment import build_network, run_sweep
-    from lrf.gluon.models import save_parameters
 
     setup = Setup(data=case["data"], seed=seed, loader_workers=0)
-    init = folder / f"init-{seed}.params"
-    net, *_ = build_network(setup)
-    save_parameters(net, init)
-    del net
-    picks, lengths = [], []
-    for order in range(case["orders"]):
-        log(f"{case['label']} seed {seed}: sweep on batch order {order}")
-        result = run_sweep(setup.with_batch_order(order), SweepConfig(), init_params=init)
-        picks.append(lrf.suggest(result, CandidatePlan.rule).lr)
-        lengths.append(len(result))
-    return {"seed": seed, "picks": picks, "sweep_iterations": lengths}
+    stages = in_process_stages(setup, CandidatePlan(), folder)
+    init = stages.initialise()
+    log(f"{case['label']} seed {seed}: {case['orders']} sweeps, sweep r on batch order r")
+    results = stages.sweep(init, case["orders"])
+    return {"seed": seed, "picks": [lrf.suggest(result, CandidatePlan.rule).lr for result in results],
+            "sweep_iterations": [len(result) for result in results]}
 
 
 def run(quick: bool) -> Report:

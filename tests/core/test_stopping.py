@@ -38,10 +38,15 @@ def test_first_loss_never_changes():
     assert criterion(4.1)[1] is True
 
 
-def test_reference_defaults():
+def test_the_default_criterion_behaves_as_the_spec_says():
+    # SPEC §5: no stop before the 20th loss, however high; then a stop once the mean, weighting
+    # the old mean by 0.3, passes twice the first loss
     criterion = make_criterion()
-    assert isinstance(criterion, TwiceFirstCriterion)
-    assert (criterion.smoothing, criterion.min_iter) == (0.3, 20)
+    smoothed, stops = zip(*feed(criterion, [1.0] + [50.0] * 18 + [1.0, 1.0, 1.0]))
+    assert not any(stops[:19]) and stops[19]  # the 20th loss stops: the mean is still far above 2
+    assert smoothed[1] == pytest.approx(0.7 * 50 + 0.3 * 1.0)
+    criterion = make_criterion()
+    assert not any(stop for _, stop in feed(criterion, [1.0] * 19 + [2.0] * 30))  # 2 x first is not above it
 
 
 def test_non_positive_first_loss_does_not_stop_at_once():

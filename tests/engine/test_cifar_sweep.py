@@ -9,9 +9,11 @@ asserts, and why that means something:
   rate would run to ``max_lr``/``max_iter``);
 - the smoothed loss first falls by more than 10 %: the network really learns at
   the right rates (data, labels, normalisation and loss are wired correctly);
-- the reference pick lies on the falling part, between 1e-3 and 0.3, the range
-  where SGD without momentum trains this network (the Gluon tutorial's reading
-  of the same sweep);
+- the reference pick lies between 0.01 and 0.1: the rates of the 9-rate grid
+  that train this network within 10 % of the grid's best loss after 100
+  iterations (``benchmarks/results/regret.md``: best 0.0316, 0.01 at 1.08 x,
+  0.1 at 1.04 x, 0.003 at 1.22 x and 0.3 at 1.33 x; picks over three seeds
+  0.011-0.018), and well below the rate where the sweep stopped;
 - every parameter and BatchNorm statistic is bit-for-bit the same afterwards.
 """
 
@@ -42,6 +44,6 @@ def test_reference_sweep_on_cifar10_resnet18(cifar10_dir):
     assert min(result.smoothed) < 0.9 * result.smoothed[0]
     pick = suggest(result, "reference")
     assert pick.ok, pick.reason
-    assert 1e-3 < pick.lr < 0.3
+    assert 0.01 <= pick.lr <= 0.1
     assert pick.lr < result.lrs[-1] / 2
     assert before == after

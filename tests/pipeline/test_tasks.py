@@ -133,6 +133,7 @@ def test_train_candidate_reports_losses_and_holdout(cache_dir, init_params, loca
     assert [s["final_loss"] for s in saved if s["lr"] == 0.1 and s["iterations"] == 30] == [result.final_loss]
 
 
+@pytest.mark.slow  # a temporary Prefect API first: about 20 s
 def test_report_writes_every_artifact(prefect_api, run_dir, cache_dir, init_params, sweep, local_jobs):
     from lrf.execution import Execution
     from tasks.report import report

@@ -125,11 +125,6 @@ CASES = {
 }
 
 
-def test_the_table_covers_the_issue():
-    assert len(CASES) >= 13
-    print(f"{len(CASES)} bad-data cases, each through lrf find and through the flow")
-
-
 def _build(name, tmp_path):
     build, message, task = CASES[name]
     data = build(tmp_path / "data")

@@ -111,13 +111,6 @@ CLI_CHOICES = {"schedule", "criterion", "rule", "engine"}  # argparse refuses th
 AFTER_RUN_FOLDER = {("init_params", "does not fit")}
 
 
-def test_the_table_is_big_enough():
-    assert len(BAD) >= 40
-    cli = [row for row in BAD if row[0] not in FLOW_ONLY]
-    flow = [row for row in BAD if row[0] not in CLI_ONLY]
-    print(f"{len(BAD)} bad inputs: {len(cli)} through the CLI, {len(flow)} through the flow")
-
-
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory, cifar10_dir):
     """A folder of damaged inputs: truncated and index-less RecordIO, empty image folder, a file,

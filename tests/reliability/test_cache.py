@@ -122,12 +122,6 @@ DAMAGE = {
 }
 
 
-def test_the_table_covers_the_issue():
-    assert len(DAMAGE) >= 9
-    print(f"{len(DAMAGE)} damaged cache files, plus changed data (flow and job), a damaged training "
-          "state and a run-folder edit")
-
-
 def _same_numbers(summary: dict, expected: dict) -> None:
     assert summary["recommended_lr"] == expected["recommended_lr"]
     assert summary["pick_lr"] == expected["pick_lr"] and summary["sweep"] == expected["sweep"]

@@ -31,6 +31,7 @@ def _wait_for(path_predicate, timeout=120):
     raise AssertionError("condition never met")
 
 
+@pytest.mark.slow  # two CLI processes importing MXNet
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_cli_killed_mid_sweep_leaves_no_output_and_no_temporaries(tmp_path, how):
     out = tmp_path / "run"
@@ -144,6 +145,7 @@ def _pids_with(marker: str):
                 yield int(entry)
 
 
+@pytest.mark.slow  # loader processes and SIGTERMs: about 8 s
 def test_closing_loaders_in_a_process_that_exits_on_sigterm_never_hangs():
     """The loader stops its forked workers with SIGTERM; with the entry points' handler inherited,
     a worker could swallow the exit and the close wait for ever (found by the benchmarks)."""
