@@ -19,6 +19,7 @@ from lrf.cluster import job_cluster
 from lrf.execution import CLUSTER_PATTERN, Execution
 from lrf.gluon.engine import OPTIMIZERS
 from lrf.jobs import warm_up
+from lrf.recipe import RECIPE_PATTERN
 from lrf.run import run
 from lrf.runs import DEFAULT_OUTPUT_ROOT
 from tasks.dataset import prepare_dataset
@@ -54,6 +55,7 @@ def lr_finder(
     engine: Literal[engine_names()] = Setup.engine,
     optimizer: Literal[OPTIMIZER_NAMES] = Setup.optimizer,
     optimizer_params: dict[str, float | int | bool | str] | None = Setup.optimizer_params,
+    recipe: Annotated[str, Field(pattern=RECIPE_PATTERN)] | None = Setup.recipe,
     init_params: str | None = None,
     lr_start: Annotated[float, Limits(SweepConfig, "lr_start")] = SweepConfig.lr_start,
     lr_multiplier: Annotated[float, Limits(SweepConfig, "lr_multiplier")] = SweepConfig.lr_multiplier,
@@ -107,6 +109,9 @@ def lr_finder(
             the reference).
         optimizer_params: Its arguments other than the learning rate, e.g. momentum 0.9 and
             wd 0.0005; empty: the optimizer's defaults.
+        recipe: Your own network, loss and data: the import path package.module:name of a
+            factory that returns an lrf.recipe.Recipe (installed where the jobs run);
+            empty: the built-in data and model above.
         init_params: Start from these saved parameters (a file of Block.save_parameters for
             this model and data) instead of a fresh Xavier initialisation; empty: fresh.
         lr_start: Learning rate of the sweep's first iteration.
@@ -142,7 +147,7 @@ def lr_finder(
     """
     setup, config, candidate_plan, execution = check_inputs(
         setup=dict(data=data, model=model, device=device, batch_size=batch_size, seed=seed, loader_workers=loader_workers,
-                   engine=engine, optimizer=optimizer, optimizer_params=optimizer_params),
+                   engine=engine, optimizer=optimizer, optimizer_params=optimizer_params, recipe=recipe),
         sweep=dict(lr_start=lr_start, lr_multiplier=lr_multiplier, lr_end=lr_end, schedule=schedule,
                    smoothing=smoothing, min_iter=min_iter, criterion=criterion, max_iter=max_iter, max_lr=max_lr),
         plan=dict(rule=rule, candidate_multipliers=candidate_multipliers, candidate_rates=candidate_rates,

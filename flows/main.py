@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     print("recommended learning rate: " + (f"{recommended:.4g}" if recommended is not None else "none"))
     print(f"  evidence: {summary['recommendation']['evidence']}")
     print(f"  trained with: {summary['setup']['optimizer']} {summary['setup']['optimizer_params'] or ''}".rstrip())
+    if summary["setup"]["recipe"] is not None:
+        print(f"  recipe: {summary['setup']['recipe']} (its network, loss and data)")
     pick = summary["pick_lr"]
     print(f"  the {summary['rule']} rule's pick: " + (f"{pick:.4g}" if pick is not None else "none"))
     bounds = summary["cyclical_range"]

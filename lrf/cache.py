@@ -68,7 +68,10 @@ def work_fields(setup) -> dict:
     """What of a :class:`lrf.config.Setup` determines a job's numbers, the data's content
     included (its fingerprint): for work records. Computed without a framework."""
     from lrf.datasets import data_fingerprint
+    from lrf.recipe import recipe_fingerprint
 
+    if setup.recipe is not None:  # the recipe's code and declared data, not the unused data setting
+        return {**setup.cache_fields(), "recipe_fingerprint": recipe_fingerprint(setup.recipe)}
     return {**setup.cache_fields(), "data_fingerprint": data_fingerprint(setup.data_spec)}
 
 

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "registry (sgd, nag, adam, rmsprop, ...)")
     data.add_argument("--optimizer-params", nargs="+", default=Setup.optimizer_params, metavar="KEY=VALUE",
                       help="its arguments other than the learning rate, e.g. momentum=0.9 wd=5e-4")
+    data.add_argument("--recipe", default=Setup.recipe, metavar="PACKAGE.MODULE:NAME",
+                      help="your own network, loss and data: a factory returning an lrf.recipe.Recipe "
+                      "(instead of --data and --model)")
     data.add_argument("--init-params", default=None, help="start from these saved parameters instead of a fresh init")
     sweep = find.add_argument_group("sweep")
     sweep.add_argument("--lr-start", type=float, default=SweepConfig.lr_start, help="rate of the first iteration")
@@ -199,6 +202,7 @@ def _check_and_write(parser, args, config: SweepConfig, plan: CandidatePlan, set
     from lrf.cluster import InProcess
     from lrf.datacheck import DataError
     from lrf.jobs import JobStages
+    from lrf.recipe import RecipeError
     from lrf.report import write_report
     from lrf.run import run
 
@@ -212,7 +216,7 @@ def _check_and_write(parser, args, config: SweepConfig, plan: CandidatePlan, set
     except ValueError as error:  # e.g. parameters of another model: named, no output
         _usage_error(parser, args, error)
     except RuntimeError as error:
-        if isinstance(error.__cause__, DataError):  # bad data met in training: named, no output
+        if isinstance(error.__cause__, (DataError, RecipeError)):  # met where the jobs run: named, no output
             _usage_error(parser, args, error.__cause__)
         raise
     summary = write_report(out, setup={**setup.to_dict(), "init_params": args.init_params},
@@ -248,7 +252,8 @@ def _validated(parser: argparse.ArgumentParser, args: argparse.Namespace):
                                        batch_size=args.batch_size, seed=args.seed, loader_workers=args.loader_workers,
                                        engine=args.engine, optimizer=args.optimizer,
                                        optimizer_params=parse_key_values("optimizer_params",
-                                                                         args.optimizer_params or []) or None))
+                                                                         args.optimizer_params or []) or None,
+                                       recipe=args.recipe))
         engine_for(setup.engine).check_init_params(args.init_params)
     except (ValueError, TypeError) as error:
         _usage_error(parser, args, error)

@@ -223,6 +223,9 @@ class Setup:
             sweep and every candidate use it). Which names exist is the engine's check.
         optimizer_params: its constructor arguments other than the learning rate, e.g.
             ``{"momentum": 0.9, "wd": 5e-4}`` (None: the optimizer's defaults).
+        recipe: the user's own network, loss and data: an import path
+            ``package.module:name`` to a factory (:mod:`lrf.recipe`); ``data`` and ``model``
+            are then the recipe's business (None: the built-in ones named by them).
 
     ``data_spec`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
@@ -239,17 +242,30 @@ class Setup:
     engine: str = "mxnet"  # the reference engine
     optimizer: str = "sgd"  # plain SGD, SPEC §2
     optimizer_params: dict[str, Any] | None = None  # the optimizer's own defaults
+    recipe: str | None = None  # the engine's built-in recipe, from data and model
 
     def __post_init__(self) -> None:
         one_of("engine", self.engine, engine_names())
+        if self.recipe is not None:
+            from lrf.recipe import check_recipe_path
+
+            check_recipe_path(self.recipe)
         check_optimizer_params(self.optimizer, self.optimizer_params)
         object.__setattr__(self, "_data_spec", parse_data_spec(self.data))
         object.__setattr__(self, "_devices", parse_devices(self.device))
-        if self.model is None:
+        if self.recipe is not None and self.model is not None:
+            raise ValueError(f"model and recipe exclude each other: the recipe builds its own network, "
+                             f"got model={self.model!r} and recipe={self.recipe!r}")
+        if self.model is None and self.recipe is None:
             object.__setattr__(self, "model", default_model(self.data_spec))
-        elif not isinstance(self.model, str) or not self.model:
+        elif self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ValueError(f"model must be a model name, got model={self.model!r}")
         check_bounds(self)
+
+    @property
+    def network(self) -> str:
+        """What is trained, for people: the model's name, or ``recipe PATH``."""
+        return self.model if self.recipe is None else f"recipe {self.recipe}"
 
     @property
     def data_spec(self) -> DataSpec:

@@ -81,12 +81,18 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
             than the training data; the message names the parameter and the value.
     """
     engine = engine or engine_for(setup.engine)
-    engine.check_model_name(setup.model)
+    if setup.recipe is None:
+        engine.check_model_name(setup.model)
     engine.check_optimizer(setup.optimizer, setup.optimizer_params)
     visible = engine.visible_gpus() if "gpu" in setup.device else 0
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))
     for device in setup.devices:
         check_device(device, setup.device, visible, engine.NO_GPU_HINT)
+    if setup.recipe is not None:  # its data is known where it runs: the first job checks it
+        from lrf.recipe import recipe_fingerprint
+
+        recipe_fingerprint(setup.recipe)  # found, names its factory, its declared data exists
+        return setup, DataSize(0, 0)
     size = validate_data_spec(setup.data_spec)
     if setup.batch_size > size.num_train:
         raise ValueError(

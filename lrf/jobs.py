@@ -178,7 +178,7 @@ def _run(job: str, args: dict, inputs: dict[str, str | os.PathLike], out: Path, 
         except JobFailed as error:
             raise RuntimeError(f"lrf job {job!r} failed: {error}") from None
         except Exception as error:  # raised by the job on its worker: its message names what went wrong
-            kind = "" if type(error).__name__ == "DataError" else f"{type(error).__name__}: "  # bad data says it all
+            kind = "" if type(error).__name__ in ("DataError", "RecipeError") else f"{type(error).__name__}: "  # says it all
             raise RuntimeError(f"lrf job {job!r} failed on its worker: {kind}{error}") from error
         heard.rest(value["said"])
         keep(value)
@@ -278,7 +278,7 @@ class JobStages:
         if self.init_params is None:
             return str(fresh)
         engine_for(self.setup.engine).check_fits(self.init_params, fresh,
-                                                 f"{self.setup.model} for data={self.setup.data!r}")
+                                                 f"{self.setup.network} for data={self.setup.data!r}")
         return str(self.cache.copy_in(self.init_params))
 
     def sweep(self, init_params: str, count: int) -> list[SweepResult]:

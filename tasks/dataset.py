@@ -12,6 +12,9 @@ def prepare_dataset(setup: Setup) -> Setup:
     """Check the data, model and device the engine will use, and complete the setup for
     the jobs: paths absolute (CIFAR-10 is downloaded by the first job, once)."""
     prepared, size = prepare_setup(setup)
+    if prepared.recipe is not None:  # its data is the recipe's: known where the jobs call it
+        get_run_logger().info("recipe %s (its network, loss and data)", prepared.recipe)
+        return prepared
     get_run_logger().info("data %s: %d training samples, %d held out; model %s", prepared.data,
                           size.num_train, size.num_holdout, prepared.model)
     return prepared

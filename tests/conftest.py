@@ -1,6 +1,15 @@
+import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# the example user project (examples/spirals) importable here and in every process the tests
+# start, as it is where its owner installed it next to lrf: its recipe is what the recipe tests run
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "spirals"
+sys.path.insert(0, str(EXAMPLE))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(EXAMPLE), os.environ.get("PYTHONPATH")]))
+EXAMPLE_RECIPE = "spirals.recipe:recipe"
 
 # CIFAR-10 as MXNet RecordIO beside the repository (../shared); CI has it
 CIFAR10_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"

@@ -126,16 +126,13 @@ def warm_up() -> None:
 
 
 def _initialise(setup: Setup, args: dict, paths: dict, folder: str, say):
-    from lrf.gluon.data import load_dataset
     from lrf.gluon.experiment import build_network
     from lrf.gluon.models import save_parameters
 
-    net, _, info, _ = build_network(setup)
-    if info.num_holdout:
-        load_dataset(setup.data_spec, "holdout")  # a download (cifar10) happens here
+    net, _, info, _ = build_network(setup)  # both splits: a download (cifar10) happens here
     params = os.path.join(folder, "init.params")
     save_parameters(net, params)
-    say(f"initialised {setup.model} for {info.num_classes} classes of {info.image_shape} (seed {setup.seed})")
+    say(f"initialised {setup.network} for inputs of shape {info.image_shape} (seed {setup.seed})")
     return None, {"params": params}
 
 

@@ -15,6 +15,7 @@ import time
 from typing import Callable
 
 from mxnet import gluon
+from mxnet.base import MXNetError
 
 from lrf._signals import raise_if_interrupted
 from lrf.candidates import CandidateResult, mean_of_last
@@ -23,25 +24,58 @@ from lrf.gluon import data as gdata
 from lrf.gluon import models
 from lrf.gluon.device import parse_device
 from lrf.gluon.learner import GluonLearner
+from lrf.recipe import Recipe, RecipeError, load_recipe
 from lrf.result import SweepResult
 from lrf.sweep import ProgressCallback, find
 
 log = logging.getLogger(__name__)
 
 INITIAL_LR = 0.001  # the optimizer's rate before the finder sets one (SPEC §2)
+BUILTIN_RECIPE = "lrf.gluon.recipes:builtin"  # the data and model settings, as a recipe
 LOG_EVERY = 100  # a candidate's loss is reported every this many iterations (SPEC §7)
+
+
+def recipe_for(setup: Setup) -> Recipe:
+    """What ``setup`` trains: its recipe's, or the built-in one's (data and model)."""
+    return load_recipe(setup.recipe or BUILTIN_RECIPE, setup)
 
 
 def build_network(setup: Setup, init_params: str | os.PathLike | None = None):
     """(net, dataset, info, ctx): a fresh network for ``setup``, from ``init_params`` if given."""
-    dataset, info = gdata.load_dataset(setup.data_spec, "train")
-    net, ctx = _network(setup, info, init_params)
-    return net, dataset, info, ctx
+    recipe = recipe_for(setup)
+    info = _info(recipe, setup.recipe)
+    net, ctx = _network(setup, recipe, info, init_params)
+    return net, recipe.train, info, ctx
 
 
-def _network(setup: Setup, info: gdata.DatasetInfo, init_params: str | os.PathLike | None):
+def _info(recipe: Recipe, name: str | None) -> gdata.DatasetInfo:
+    """The sizes of the recipe's splits and one input's shape."""
+    shape = recipe.input_shape
+    if shape is None:
+        try:
+            shape = recipe.train[0][0].shape
+        except ValueError:
+            raise
+        except Exception as error:  # the user's data set: whatever it raises, say where
+            raise RecipeError(f"recipe={name!r}: its train set's first item cannot be read as (input, label): "
+                             f"{type(error).__name__}: {error}") from None
+    return gdata.DatasetInfo(num_train=len(recipe.train), num_holdout=0 if recipe.holdout is None else len(recipe.holdout),
+                             image_shape=tuple(shape))
+
+
+def _network(setup: Setup, recipe: Recipe, info: gdata.DatasetInfo, init_params: str | os.PathLike | None):
     ctx = parse_device(setup.device_spec)
-    net = models.build_model(setup.model, info.num_classes, info.image_shape, ctx, seed=setup.seed)
+    net = recipe.network
+    if not isinstance(net, gluon.Block):
+        raise RecipeError(f"recipe={setup.recipe!r}: its network must be a Gluon Block, got {type(net).__name__}")
+    try:
+        models.initialise(net, info.image_shape, ctx, setup.seed, recipe.initializer)
+    except MXNetError as error:
+        if setup.recipe is None:
+            raise
+        first = str(error).strip().splitlines()[0][:300]
+        raise RecipeError(f"recipe={setup.recipe!r}: its network does not fit its data (one input of shape "
+                         f"{info.image_shape}): {first}") from None
     if init_params is not None:
         models.load_parameters(net, init_params, ctx)
     return net, ctx
@@ -51,18 +85,23 @@ def open_learner(setup: Setup, init_params: str | os.PathLike | None = None, *, 
     """A learner over ``setup`` with its endless loader; close it (or use ``with``).
     ``start`` skips that many batches of the seeded order (see :func:`lrf.gluon.data.make_batch_loader`).
 
-    ``learner.info`` describes the data (classes, shapes, split sizes). The loader,
+    ``learner.info`` describes the data (split sizes, one input's shape), ``learner.holdout``
+    is the held-out set (None without one). The loader,
     which forks its worker processes at once, is made before the network: forking
     before this process has run any MXNet operator (and started its OpenMP threads)
     keeps the workers clear of locks held by threads that do not survive a fork.
     """
-    dataset, info = gdata.load_dataset(setup.data_spec, "train")
-    loader = gdata.make_batch_loader(dataset, setup.batch_size, setup.loader_workers, seed=setup.seed, start=start)
+    recipe = recipe_for(setup)
+    info = _info(recipe, setup.recipe)
+    if setup.batch_size > info.num_train:
+        raise ValueError(f"batch_size must be at most the {info.num_train} training samples of the data, "
+                         f"got batch_size={setup.batch_size} (recipe={setup.recipe!r})")
+    loader = gdata.make_batch_loader(recipe.train, setup.batch_size, setup.loader_workers, seed=setup.seed, start=start)
     try:
-        net, ctx = _network(setup, info, init_params)
+        net, ctx = _network(setup, recipe, info, init_params)
         trainer = gluon.Trainer(net.collect_params(), setup.optimizer,
                                 {"learning_rate": INITIAL_LR, **(setup.optimizer_params or {})})
-        return GluonLearner(net, loader, ctx, trainer=trainer, info=info)
+        return GluonLearner(net, loader, ctx, trainer=trainer, loss=recipe.loss, info=info, holdout=recipe.holdout)
     except BaseException:
         gdata.close_loader(loader)
         raise
@@ -136,9 +175,8 @@ def train_at_rate(
         if state_out is not None and math.isfinite(losses[-1]):
             learner.save_state(state_out)
         holdout_loss = holdout_accuracy = None
-        if learner.info.num_holdout and math.isfinite(losses[-1]):
-            holdout, _ = gdata.load_dataset(setup.data_spec, "holdout")
-            holdout_loss, holdout_accuracy = evaluate(learner, holdout, setup.batch_size)
+        if learner.holdout is not None and math.isfinite(losses[-1]):
+            holdout_loss, holdout_accuracy = evaluate(learner, learner.holdout, setup.batch_size)
     diverged = not math.isfinite(losses[-1])
     return CandidateResult(
         lr=lr, iterations=iterations, losses=tuple(losses), final_loss=math.nan if diverged else losses[-1],
@@ -147,13 +185,16 @@ def train_at_rate(
     )
 
 
-def evaluate(learner: GluonLearner, dataset, batch_size: int) -> tuple[float, float]:
-    """Mean loss and accuracy of ``learner.net`` on ``dataset``, in inference mode."""
-    total_loss, correct, count = 0.0, 0, 0
+def evaluate(learner: GluonLearner, dataset, batch_size: int) -> tuple[float, float | None]:
+    """Mean loss and accuracy of ``learner.net`` on ``dataset``, in inference mode (accuracy:
+    None unless the outputs are class scores and the labels classes)."""
+    total_loss, correct, count, classes = 0.0, 0, 0, True
     for data, label in gdata.make_eval_loader(dataset, batch_size):
         data, label = data.as_in_context(learner.ctx), label.as_in_context(learner.ctx)
         output = learner.net(data)
         total_loss += float(learner.loss(output, label).sum().asscalar())
-        correct += int((output.argmax(axis=1) == label.astype(output.dtype)).sum().asscalar())
+        classes = classes and output.ndim == 2 and label.ndim == 1
+        if classes:
+            correct += int((output.argmax(axis=1) == label.astype(output.dtype)).sum().asscalar())
         count += data.shape[0]
-    return total_loss / count, correct / count
+    return total_loss / count, correct / count if classes else None

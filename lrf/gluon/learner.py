@@ -24,6 +24,7 @@ class GluonLearner:
         loss: default softmax cross-entropy.
         info: what the caller knows of the data (:class:`lrf.gluon.data.DatasetInfo`), kept
             for it as ``learner.info``.
+        holdout: the held-out data set the caller evaluates on (None), kept as ``learner.holdout``.
 
     Raises:
         ValueError: the trainer's optimizer has an ``lr_scheduler`` (Gluon refuses to
@@ -39,6 +40,7 @@ class GluonLearner:
         trainer: gluon.Trainer | None = None,
         loss: gluon.loss.Loss | None = None,
         info: Any = None,
+        holdout: Any = None,
     ):
         trainer = trainer or gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.001})
         if trainer.optimizer.lr_scheduler is not None:
@@ -51,6 +53,7 @@ class GluonLearner:
         self.trainer = trainer
         self.loss = loss or gluon.loss.SoftmaxCrossEntropyLoss()
         self.info = info
+        self.holdout = holdout
         self._source = batches
         self._batches = iter(batches)
 

@@ -35,6 +35,24 @@ def small_cnn(classes: int = 10) -> gluon.HybridBlock:
     return net
 
 
+def network(name: str, classes: int) -> gluon.Block:
+    """The network ``name`` (``"small-cnn"`` or a model-zoo name) for ``classes`` classes,
+    built but not initialised (:func:`initialise` does that)."""
+    check_model_name(name)
+    return small_cnn(classes) if name == SMALL_CNN else vision.get_model(name, classes=classes)
+
+
+def initialise(net: gluon.Block, image_shape: tuple[int, ...], ctx: mx.Context, seed: int = Setup.seed,
+               initializer: mx.init.Initializer | None = None) -> gluon.Block:
+    """Seed MXNet's and numpy's generators, initialise ``net`` (Xavier unless given another
+    ``initializer``) and materialise it from one input of ``image_shape``."""
+    mx.random.seed(seed)
+    np.random.seed(seed)
+    net.initialize(initializer or mx.init.Xavier(), ctx=ctx)
+    materialise(net, image_shape, ctx)
+    return net
+
+
 def build_model(name: str, classes: int, image_shape: tuple[int, ...], ctx: mx.Context, seed: int = Setup.seed) -> gluon.Block:
     """A fresh, Xavier-initialised, materialised network.
 
@@ -45,13 +63,7 @@ def build_model(name: str, classes: int, image_shape: tuple[int, ...], ctx: mx.C
         ctx: the device.
         seed: seeds MXNet's and numpy's generators before initialisation (42).
     """
-    check_model_name(name)
-    net = small_cnn(classes) if name == SMALL_CNN else vision.get_model(name, classes=classes)
-    mx.random.seed(seed)
-    np.random.seed(seed)
-    net.initialize(mx.init.Xavier(), ctx=ctx)
-    materialise(net, image_shape, ctx)
-    return net
+    return initialise(network(name, classes), image_shape, ctx, seed)
 
 
 def materialise(net: gluon.Block, image_shape: tuple[int, ...], ctx: mx.Context) -> None:

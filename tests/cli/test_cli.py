@@ -182,3 +182,46 @@ def test_find_check_trains_with_the_users_optimizer_and_keys_its_work_by_it(chec
     assert summary["reused"] == []  # other training, other work: nothing of the plain-SGD run is reused
     plain = json.loads((root / "first" / "summary.json").read_text())
     assert [r["final_loss"] for r in summary["final_losses"]] != [r["final_loss"] for r in plain["final_losses"]]
+
+
+def test_find_check_trains_the_users_recipe_with_their_optimizer(tmp_path):
+    """The example project's own network, augmentation and data (examples/spirals), SGD with
+    momentum and weight decay: the answer is for that set-up, and its work is keyed by it."""
+    from tests.conftest import EXAMPLE_RECIPE
+
+    args = ["find", "--check", "--recipe", EXAMPLE_RECIPE, "--optimizer-params", "momentum=0.9", "wd=5e-4",
+            "--iterations", "100", "--loader-workers", "0", "--no-progress", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "first")]) == 0
+    summary = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert summary["setup"]["recipe"] == EXAMPLE_RECIPE and summary["setup"]["model"] is None
+    assert summary["recommendation"]["measure"] == "holdout_loss"  # the recipe's held-out set judged
+    best = min(row["holdout_loss"] for row in summary["final_losses"] if row["holdout_loss"] is not None)
+    assert best < 0.5  # ln 3 = 1.1 is guessing: the user's network learned their data
+    assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    assert len(json.loads((tmp_path / "again" / "summary.json").read_text())["reused"]) == 5
+
+
+def test_a_recipe_without_a_held_out_set_is_judged_by_its_last_training_losses(tmp_path):
+    assert main(["find", "--check", "--recipe", "tests.support.recipes:without_holdout", "--iterations", "30",
+                 "--loader-workers", "0", "--no-progress", "--cache", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["recommendation"]["measure"] == "mean_last_k"
+    assert "mean training loss of the last k iterations" in summary["recommendation"]["evidence"]
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ("tests.support.recipes:not_a_recipe", "must return an lrf.recipe.Recipe, got dict"),
+    ("tests.support.recipes:unfit", "its network does not fit its data (one input of shape (2,))"),
+    ("tests.support.recipes:failing", "failed: ValueError: the data file moved"),
+    ("tests.support.recipes:nothing_here", "defines no 'nothing_here'"),
+    ("tests.support.no_such_module:recipe", "no module named 'tests.support.no_such_module'"),
+])
+def test_a_recipe_that_cannot_give_what_to_train_is_one_line_naming_it(tmp_path, capsys, recipe, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--check", "--recipe", recipe, "--loader-workers", "0", "--no-progress",
+              "--cache", str(tmp_path / "cache"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"recipe={recipe!r}" in err and message in err, err
+    assert "Traceback" not in err and not out.exists()

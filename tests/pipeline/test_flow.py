@@ -144,3 +144,25 @@ def test_reused_work_says_so_and_recompute_forces_it_again(prefect_api, tmp_path
     forced, _ = run(recompute=True)
     assert forced["initialise-model"] == {"Completed"} and forced["lr-sweep"] == {"Completed"}
     assert "Reused" not in forced["train-candidate"]
+
+
+def test_lrf_flow_runs_the_users_recipe_with_their_optimizer_on_dask_workers(tmp_path):
+    """The example project's recipe (examples/spirals: its own network, augmentation and data)
+    with SGD, momentum 0.9 and weight decay, through ``lrf-flow`` as its README says: the jobs
+    import the recipe on the run's own Dask workers, and the report says what was trained."""
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE_RECIPE
+
+    done = subprocess.run([sys.executable, "-m", "flows.main", "--recipe", EXAMPLE_RECIPE, "--optimizer-params",
+                           "momentum=0.9", "wd=5e-4", "--iterations", "80", "--at-once", "2", "--loader-workers", "0",
+                           "--output-root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = tmp_path.glob("run-*")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["setup"]["recipe"] == EXAMPLE_RECIPE
+    assert summary["setup"]["optimizer_params"] == {"momentum": 0.9, "wd": 5e-4}
+    assert summary["recommendation"]["measure"] == "holdout_loss"
+    assert {row["ran_on"] for row in summary["final_losses"]} <= {"lrf-cpu0 (cpu)", "lrf-cpu1 (cpu)"}
+    assert "trained with: sgd {'momentum': 0.9, 'wd': 0.0005}" in done.stdout

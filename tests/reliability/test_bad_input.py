@@ -25,6 +25,10 @@ BAD = [
     ("data", "folder:{tmp}/missing", "is not a directory"),
     ("data", "digits:/some/path", "data=digits takes no path"),
     ("model", "resnet19", "model='resnet19'"),
+    ("recipe", "no colon", "recipe='no colon'"),
+    ("recipe", "lrf_no_such_project.training:recipe", "No module named 'lrf_no_such_project'"),
+    ("recipe", "lrf.config:no_such_factory", "defines no 'no_such_factory' at its top level"),
+    ("recipe", "tests.support.recipes:unfit", "its network does not fit its data"),
     ("model", "", "model=''"),
     ("device", "tpu", "device='tpu'"),
     ("device", "gpu:3", "device='gpu:3'"),
@@ -108,7 +112,7 @@ FLOW_ONLY = {"candidate_multipliers", "candidate_rates", "iterations", "last_k",
 CLI_CHOICES = {"schedule", "criterion", "rule", "engine"}  # argparse refuses these itself: "invalid choice"
 # the flow finds these only once it has the model's fresh parameters, in initialise-model: the
 # run folder exists by then, and stays without a summary
-AFTER_RUN_FOLDER = {("init_params", "does not fit")}
+AFTER_RUN_FOLDER = {("init_params", "does not fit"), ("recipe", "its network does not fit its data")}
 
 
 @pytest.fixture(scope="module")
