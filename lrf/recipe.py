@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lrf.datacheck import DataError
+
 RECIPE_PATTERN = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$"
 DATA_FILES = "DATA_FILES"  # the module-level list a recipe declares its data files in
 
@@ -146,6 +148,8 @@ def load_recipe(value: str, setup) -> Recipe:
         raise RecipeError(f"recipe={value!r} is not callable: {type(factory).__name__}")
     try:
         recipe = factory(setup)
+    except DataError:  # data it cannot learn from names its file and record itself
+        raise
     except Exception as error:  # the user's code: whatever it raises, in one line naming the recipe
         raise RecipeError(f"recipe={value!r} failed: {type(error).__name__}: {error}") from None
     if not isinstance(recipe, Recipe):
