@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 STOPPED_WITHIN = 15.0  # seconds from the signal to: lrf-flow gone, and nothing of it left
 # three candidates one after another, long enough to be stopped while one trains
-FLOW_ARGS = ["--candidate-rates", "0.05", "0.1", "0.02", "--iterations", "100", "--last-k", "5",
+FLOW_ARGS = ["--candidate-rates", "0.05", "0.1", "0.02", "--iterations", "600", "--last-k", "5",
              "--at-once", "1", "--loader-workers", "0"]
 
 
