@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import HARNESS_STARTUP_TIMEOUT, Report, Table, cifar_available, figure, log, module_main
-from lrf.config import CandidatePlan, Setup
+from lrf.config import DEFAULT_DATA, CandidatePlan, Setup
 
 NAME = "answer"
 SEEDS = (Setup.seed, 1, 2, 3, 4)  # the default seed first
@@ -54,7 +54,7 @@ MEASURES = (("loss", "held-out loss decides"), ("accuracy", "held-out accuracy d
 def cases(quick: bool, folder: Path) -> list[dict]:
     wanted = set(filter(None, os.environ.get("LRF_BENCH_ANSWER_CASES", "digits,cifar10").split(",")))
     ranged = set(filter(None, os.environ.get("LRF_BENCH_ANSWER_RANGE", "digits,cifar10").split(",")))
-    digits = dict(key="digits", label="small-cnn / digits", data=Setup.data, model=None,
+    digits = dict(key="digits", label="small-cnn / digits", data=DEFAULT_DATA, model=None,
                   grid=[float(x) for x in np.geomspace(1e-3, 3, 11)], anchored=False, range="digits" in ranged)
     if quick:
         return [dict(digits, iterations=60, seeds=SEEDS[:2])]

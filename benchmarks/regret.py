@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import Report, Table, cifar_available, figure, in_process_stages, log, module_main
-from lrf.config import CandidatePlan, Setup
+from lrf.config import DEFAULT_DATA, CandidatePlan, Setup
 
 NAME = "regret"
 LAST_K = CandidatePlan.last_k
@@ -29,9 +29,9 @@ SEEDS = (Setup.seed, 1, 2, 3, 4)  # the default seed first
 
 def cases(quick: bool, folder: Path) -> list[dict]:
     if quick:
-        return [dict(label="small-cnn / digits", data=Setup.data, grid=np.geomspace(1e-3, 3, 9),
+        return [dict(label="small-cnn / digits", data=DEFAULT_DATA, grid=np.geomspace(1e-3, 3, 9),
                      iterations=50, seeds=SEEDS[:2], grid_seeds=SEEDS[:1])]
-    out = [dict(label="small-cnn / digits", data=Setup.data, grid=np.geomspace(1e-3, 3, 11),
+    out = [dict(label="small-cnn / digits", data=DEFAULT_DATA, grid=np.geomspace(1e-3, 3, 11),
                 iterations=CandidatePlan.iterations, seeds=SEEDS, grid_seeds=SEEDS)]
     if cifar_available():
         from benchmarks._engine import cifar_with_small_holdout

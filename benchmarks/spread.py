@@ -16,15 +16,15 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._common import Report, Table, cifar_available, figure, in_process_stages, log, module_main
-from lrf.config import REFERENCE_MULTIPLIERS, CandidatePlan, Setup, SweepConfig
+from lrf.config import DEFAULT_DATA, REFERENCE_MULTIPLIERS, CandidatePlan, Setup, SweepConfig
 
 NAME = "spread"
 
 
 def cases(quick: bool, folder: Path) -> list[dict]:
     if quick:
-        return [dict(label="small-cnn / digits", data=Setup.data, seeds=(Setup.seed,), orders=3)]
-    out = [dict(label="small-cnn / digits", data=Setup.data, seeds=(Setup.seed, 1, 2, 3, 4), orders=5)]
+        return [dict(label="small-cnn / digits", data=DEFAULT_DATA, seeds=(Setup.seed,), orders=3)]
+    out = [dict(label="small-cnn / digits", data=DEFAULT_DATA, seeds=(Setup.seed, 1, 2, 3, 4), orders=5)]
     if cifar_available() and os.environ.get("LRF_BENCH_SPREAD_CIFAR") == "1":  # 3 ResNet sweeps: long on CPU
         from benchmarks._engine import cifar_with_small_holdout
 

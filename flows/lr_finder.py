@@ -46,7 +46,7 @@ def Limits(cls: type, name: str):  # noqa: N802 (reads as a type's annotation)
 
 @flow(name="lr-finder", validate_parameters=False)  # the core validates, naming parameter and value
 def lr_finder(
-    data: str = Setup.data,
+    data: str | None = Setup.data,
     model: str | None = Setup.model,
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = Setup.device,
     batch_size: Annotated[int, Limits(Setup, "batch_size")] = Setup.batch_size,
@@ -95,7 +95,8 @@ def lr_finder(
     Args:
         data: Training data: digits (offline, scikit-learn's 8x8 digits), cifar10 or
             cifar10:ROOT (downloads), rec:PATH/train.rec (indexed RecordIO; its held-out
-            split is the sibling with test for train), folder:PATH (one sub-folder per class).
+            split is the sibling with test for train), folder:PATH (one sub-folder per class);
+            empty: digits, or the recipe's own data with a recipe.
         model: small-cnn or a Gluon model-zoo name such as resnet18_v2; empty: small-cnn
             for digits, resnet18_v2 otherwise.
         device: cpu, gpu, gpu:N, a list of GPUs gpu:0,gpu:2, or gpu:all: candidates are

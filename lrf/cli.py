@@ -23,7 +23,7 @@ from typing import Sequence
 
 from lrf import _io
 from lrf._validate import parameter_of
-from lrf.config import (DATA_FORMS, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, engine_names,
+from lrf.config import (DATA_FORMS, DEFAULT_DATA, PLANS, SCHEDULES, CandidatePlan, Setup, SweepConfig, criterion_names, engine_names,
                         parse_key_values, rule_names)
 from lrf.rules import cyclical_range, suggest
 from lrf.report import SUMMARY_FORMAT
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_DefaultsShown,
     )
     data = find.add_argument_group("data, model, device")
-    data.add_argument("--data", default=Setup.data, help=f"{DATA_FORMS}: digits is offline (ships with "
+    data.add_argument("--data", default=Setup.data, help=f"{DATA_FORMS} (default: {DEFAULT_DATA}): digits is offline (ships with "
                       "scikit-learn), cifar10 downloads, rec is an indexed RecordIO file, folder has one "
                       "sub-folder per class")
     data.add_argument("--model", default=Setup.model, help="small-cnn or a Gluon model-zoo name, e.g. resnet18_v2 "

@@ -13,6 +13,8 @@ run is: see :mod:`lrf.execution`.
 
 >>> Setup().data, Setup().data_spec
 ('digits', DataSpec(source='digits', path=None))
+>>> Setup(recipe="spirals.recipe:recipe").data is None  # the recipe brings its data
+True
 >>> SweepConfig(lr_start=1e-5).lr_multiplier
 1.1
 """
@@ -32,6 +34,7 @@ from lrf._validate import bounded, check_bounds, one_of, positive_float
 DATA_SOURCES = ("digits", "cifar10", "rec", "folder")
 DATA_FORMS = "digits, cifar10, cifar10:ROOT, rec:PATH/train.rec, folder:PATH"
 _DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")  # one device name
+DEFAULT_DATA = "digits"  # offline: ships inside scikit-learn's wheel
 SMALL_CNN = "small-cnn"  # for the offline digits
 REFERENCE_MODEL = "resnet18_v2"  # SPEC §3: the pre-activation ResNet-18 of the Gluon model zoo
 
@@ -209,7 +212,8 @@ class Setup:
 
     Attributes:
         data: a data-source text: digits (offline default), cifar10[:ROOT],
-            rec:PATH/train.rec, folder:PATH.
+            rec:PATH/train.rec, folder:PATH; None picks :data:`DEFAULT_DATA`, or nothing
+            with a recipe (which brings its own data).
         model: a model name; None picks :func:`default_model` for the data. Which names
             exist is the engine's business (:func:`lrf.gluon.engine.check_model_name`).
         device: "cpu" (default), "gpu", "gpu:N", a list of GPUs "gpu:0,gpu:2" or
@@ -225,7 +229,8 @@ class Setup:
             ``{"momentum": 0.9, "wd": 5e-4}`` (None: the optimizer's defaults).
         recipe: the user's own network, loss and data: an import path
             ``package.module:name`` to a factory (:mod:`lrf.recipe`); ``data`` and ``model``
-            are then the recipe's business (None: the built-in ones named by them).
+            are then the recipe's business and stay None (None: the built-in data and
+            model named by them).
 
     ``data_spec`` and ``device_spec`` are ``data`` and ``device`` parsed (once, here).
 
@@ -233,7 +238,7 @@ class Setup:
         ValueError/TypeError at construction, naming the field and the value.
     """
 
-    data: str = "digits"
+    data: str | None = None  # DEFAULT_DATA unless a recipe brings its own
     model: str | None = None
     device: str = "cpu"
     batch_size: int = bounded(128, ge=1)
@@ -251,11 +256,16 @@ class Setup:
 
             check_recipe_path(self.recipe)
         check_optimizer_params(self.optimizer, self.optimizer_params)
-        object.__setattr__(self, "_data_spec", parse_data_spec(self.data))
-        object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.recipe is not None and self.model is not None:
             raise ValueError(f"model and recipe exclude each other: the recipe builds its own network, "
                              f"got model={self.model!r} and recipe={self.recipe!r}")
+        if self.recipe is not None and self.data is not None:
+            raise ValueError(f"data and recipe exclude each other: the recipe brings its own data, "
+                             f"got data={self.data!r} and recipe={self.recipe!r}")
+        if self.data is None and self.recipe is None:
+            object.__setattr__(self, "data", DEFAULT_DATA)
+        object.__setattr__(self, "_data_spec", None if self.data is None else parse_data_spec(self.data))
+        object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None and self.recipe is None:
             object.__setattr__(self, "model", default_model(self.data_spec))
         elif self.model is not None and (not isinstance(self.model, str) or not self.model):
@@ -268,8 +278,13 @@ class Setup:
         return self.model if self.recipe is None else f"recipe {self.recipe}"
 
     @property
-    def data_spec(self) -> DataSpec:
-        """``data``, parsed."""
+    def subject(self) -> str:
+        """What is trained on what, for people: ``small-cnn on digits``, or ``recipe PATH``."""
+        return f"{self.model} on {self.data}" if self.recipe is None else self.network
+
+    @property
+    def data_spec(self) -> DataSpec | None:
+        """``data``, parsed (None with a recipe: its data is the recipe's)."""
         return self._data_spec  # type: ignore[attr-defined]
 
     @property

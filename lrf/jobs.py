@@ -278,7 +278,7 @@ class JobStages:
         if self.init_params is None:
             return str(fresh)
         engine_for(self.setup.engine).check_fits(self.init_params, fresh,
-                                                 f"{self.setup.network} for data={self.setup.data!r}")
+                                                 self.setup.subject)
         return str(self.cache.copy_in(self.init_params))
 
     def sweep(self, init_params: str, count: int) -> list[SweepResult]:

@@ -21,7 +21,7 @@ def initialise_model(setup: Setup, cache_dir: str, cluster: ClusterRef, recomput
     ui = JobWatch(f"initialise-model {setup.network}", recompute)
     start = fresh = init_job(setup, cache, executor=cluster, watch=ui.watch)
     if init_params is not None:  # the fresh network's parameters say what the given file must hold
-        engine_for(setup.engine).check_fits(init_params, fresh, f"{setup.network} for data={setup.data!r}")
+        engine_for(setup.engine).check_fits(init_params, fresh, setup.subject)
         start = cache.copy_in(init_params)
         get_run_logger().info("starting from init_params=%r, copied to %s", init_params, start)
     return ui.outcome(str(start))

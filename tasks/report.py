@@ -29,7 +29,7 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
     pick = selection.pick
     recommended = summary["recommended_lr"]
     lines = [
-        f"# LR finder: {setup.model} on {setup.data}" if setup.recipe is None else f"# LR finder: {setup.network}",
+        f"# LR finder: {setup.subject}",
         "",
         f"**Recommended learning rate: {recommended:.4g}**" if recommended is not None
         else "**No recommended learning rate**",
