@@ -25,6 +25,14 @@ there (the cache makes a second run reuse every finished training), else a tempo
 folder; ``LRF_BENCH_ANSWER_CASES=digits`` or ``cifar10`` runs one data set;
 ``LRF_BENCH_ANSWER_RANGE`` lists the data sets that also measure the range alternative
 (default ``digits,cifar10``).
+
+Issue 18 §4, the user's optimizer: the cases ``digits-momentum`` and ``cifar10-momentum``
+train with SGD, momentum 0.9 and weight decay 5e-4 (``MOMENTUM``): on digits the reference
+plan against the same grid trained with that optimizer; on both, the rates the flow
+answers with that optimizer ÷ those it answers with plain SGD, same data, network and
+seed. CIFAR-10's momentum case compares the sweep's picks only (each run trains one
+2-iteration candidate): its grid would cost about 3,500 ResNet-18 iterations, 2 hours on
+this machine's 2 cores.
 """
 
 from __future__ import annotations
@@ -51,8 +59,13 @@ VARIANTS = (("pick", "rule's pick alone"), ("reference", "reference plan"), ("re
 MEASURES = (("loss", "held-out loss decides"), ("accuracy", "held-out accuracy decides"))
 
 
+MOMENTUM = {"momentum": 0.9, "wd": 5e-4}  # the optimizer parameters of the momentum cases (issue 18 §4)
+MOMENTUM_LABEL = "SGD momentum 0.9, wd 5e-4"
+
+
 def cases(quick: bool, folder: Path) -> list[dict]:
-    wanted = set(filter(None, os.environ.get("LRF_BENCH_ANSWER_CASES", "digits,cifar10").split(",")))
+    wanted = set(filter(None, os.environ.get(
+        "LRF_BENCH_ANSWER_CASES", "digits,cifar10,digits-momentum,cifar10-momentum").split(",")))
     ranged = set(filter(None, os.environ.get("LRF_BENCH_ANSWER_RANGE", "digits,cifar10").split(",")))
     digits = dict(key="digits", label="small-cnn / digits", data=DEFAULT_DATA, model=None,
                   grid=[float(x) for x in np.geomspace(1e-3, 3, 11)], anchored=False, range="digits" in ranged)
@@ -67,6 +80,18 @@ def cases(quick: bool, folder: Path) -> list[dict]:
         out.append(dict(key="cifar10", label="resnet18_v2 / CIFAR-10", data=cifar_with_small_holdout(folder / "cifar"),
                         model="resnet18_v2", grid=[10 ** (k / 2) for k in range(-3, 4)], anchored=True,
                         range="cifar10" in ranged, iterations=BUDGET, seeds=(Setup.seed,)))
+    if "digits-momentum" in wanted:
+        # the plain digits grid is too low for momentum (its best rates sit at the grid's top end
+        # divided by ~10): the same 11 rates a decade lower, 1e-4…0.3
+        out.append(dict(digits, key="digits-momentum", label=f"small-cnn / digits, {MOMENTUM_LABEL}",
+                        optimizer_params=MOMENTUM, plain=True, plans=("reference",), range=False,
+                        grid=[float(x) for x in np.geomspace(1e-4, 0.3, 11)], iterations=BUDGET, seeds=SEEDS[:3]))
+    if "cifar10-momentum" in wanted and cifar_available():
+        from benchmarks._engine import cifar_with_small_holdout
+
+        out.append(dict(key="cifar10-momentum", label=f"resnet18_v2 / CIFAR-10, {MOMENTUM_LABEL}",
+                        data=cifar_with_small_holdout(folder / "cifar"), model="resnet18_v2",
+                        optimizer_params=MOMENTUM, plain=True, picks_only=True, seeds=(Setup.seed,)))
     return out
 
 
@@ -141,15 +166,22 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
     from lrf.result import SweepResult
 
     base = dict(data=case["data"], model=case["model"], seed=seed, loader_workers=0, at_once=1,
-                iterations=case["iterations"], output_root=str(root))
+                iterations=case.get("iterations", 1), optimizer_params=case.get("optimizer_params"),
+                output_root=str(root))
 
     def flow(what: str, **params) -> dict:
         log(f"{case['label']} seed {seed}: {what}")
-        return lr_finder(**base, **params)
+        return lr_finder(**{**base, **params})
 
-    # the two plans first, then the grid: on a slow machine a run cut short still compares the plans
+    if case.get("picks_only"):  # the sweep's pick with this optimizer and with plain SGD, one 2-iteration candidate each
+        short = dict(plan="multiples", candidate_multipliers=(1.0,), iterations=2)
+        this, plain = flow("sweep", **short), flow("sweep with plain SGD", **short, optimizer_params=None)
+        return {"seed": seed, "pick": this["pick_lr"], "plain": _plain(this, plain, recommended=False)}
+    plans = case.get("plans", ("reference", "refine"))
+    # the plans first, then the grid: on a slow machine a run cut short still compares the plans
     runs = {"reference": flow("reference plan", plan="multiples")}
-    runs["refine"] = flow("refine plan", plan="refine")
+    if "refine" in plans:
+        runs["refine"] = flow("refine plan", plan="refine")
     pick = runs["reference"]["pick_lr"]
     grid = [pick * m for m in case["grid"]] if case["anchored"] else list(case["grid"])
     # the rates nearest the pick train first (the summary sorts them again)
@@ -195,9 +227,24 @@ def one_seed(case: dict, seed: int, root: Path) -> dict:
             "tie_broken": s["recommendation"]["tie_broken"],
         }
     variants["pick"]["accuracy"] = variants["pick"]["loss"]  # one candidate: nothing to decide
-    return {"seed": seed, "pick": pick, "fall_start": fall, "turn": turn, "sweep_iterations": sweep_iterations,
-            "stop_reason": runs["reference"]["sweep"]["stop_reason"], "grid": grid_rows,
-            "best_loss": best_loss, "best_accuracy": best_acc, "grid_compute": grid_compute, "variants": variants}
+    out = {"seed": seed, "pick": pick, "fall_start": fall, "turn": turn, "sweep_iterations": sweep_iterations,
+           "stop_reason": runs["reference"]["sweep"]["stop_reason"], "grid": grid_rows,
+           "best_loss": best_loss, "best_accuracy": best_acc, "grid_compute": grid_compute, "variants": variants}
+    if case.get("plain"):
+        plain = flow("reference plan with plain SGD", plan="multiples", optimizer_params=None)
+        out["plain"] = _plain(runs["reference"], plain, recommended=True)
+    return out
+
+
+def _plain(this: dict, plain: dict, recommended: bool) -> dict:
+    """This optimizer's rates against plain SGD's, from two summaries of the same data, network and seed."""
+    out = {"pick": this["pick_lr"], "plain_pick": plain["pick_lr"], "pick_ratio": this["pick_lr"] / plain["pick_lr"],
+           "sweep_iterations": this["compute"]["sweep_iterations"],
+           "plain_sweep_iterations": plain["compute"]["sweep_iterations"]}
+    if recommended:
+        out.update(recommended=this["recommended_lr"], plain_recommended=plain["recommended_lr"],
+                   recommended_ratio=this["recommended_lr"] / plain["recommended_lr"])
+    return out
 
 
 def run(quick: bool) -> Report:
@@ -216,8 +263,9 @@ def run(quick: bool) -> Report:
             log(f"Prefect API at {prefect.settings.PREFECT_API_URL.value()}; work in {folder}")
             for case in cases(quick, folder):
                 seeds = [one_seed(case, seed, folder / case["key"] / f"seed-{seed}") for seed in case["seeds"]]
-                raw[case["label"]] = {"seeds": seeds, "grid": case["grid"], "anchored": case["anchored"],
-                                      "iterations": case["iterations"], "environment": environment}
+                raw[case["label"]] = {"seeds": seeds, "grid": case.get("grid"), "anchored": case.get("anchored"),
+                                      "iterations": case.get("iterations"), "picks_only": case.get("picks_only", False),
+                                      "optimizer_params": case.get("optimizer_params"), "environment": environment}
     return build_report(quick, raw)
 
 
@@ -253,8 +301,13 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
         if "seeds" not in data:
             continue
         report.raw[label] = data
-        _report_case(report, label, data, quick, tally)
+        if data.get("picks_only"):
+            report.sizes[label] = f"the sweep's pick only (one 2-iteration candidate); seeds {[x['seed'] for x in data['seeds']]}"
+        else:
+            # the plan and measure are chosen on the reference optimizer's cases alone
+            _report_case(report, label, data, quick, tally if not data.get("optimizer_params") else {})
     _recommend(report, raw, tally)
+    _report_optimizer(report, raw)
     for label, data in raw.items():
         if "run" in data:  # a merged report: say how each case was measured
             run, env = data["run"], " ".join(f"{k}={v}" for k, v in data.get("environment", {}).items())
@@ -371,6 +424,33 @@ def _report_case(report: Report, label: str, data: dict, quick: bool, tally: dic
                   + (" Range alternative rungs: " + "; ".join(
                       f"to {g['end']}: " + ", ".join(f"{lr:.3g}" for lr in g["rates"]) for g in rng) if rng else "")),
         ))
+
+
+def _report_optimizer(report: Report, raw: dict) -> None:
+    """Issue 18 §4: the rates answered with the user's optimizer against plain SGD's, same data, network, seed."""
+    rows = []
+    for label, data in raw.items():
+        for s in data.get("seeds", []):
+            if "plain" not in s:
+                continue
+            p = s["plain"]
+            rows.append([f"{label}, seed {s['seed']}", p["pick"], p["plain_pick"], p["pick_ratio"],
+                         p.get("recommended"), p.get("plain_recommended"), p.get("recommended_ratio"),
+                         f"{p['sweep_iterations']} / {p['plain_sweep_iterations']}"])
+        ratios = [s["plain"]["recommended_ratio"] for s in data.get("seeds", []) if "recommended_ratio" in s.get("plain", {})]
+        picks = [s["plain"]["pick_ratio"] for s in data.get("seeds", []) if "plain" in s]
+        if picks:
+            report.figures.append(figure(f"{label}: the sweep's pick ÷ plain SGD's pick", picks, note="informational"))
+        if ratios:
+            report.figures.append(figure(f"{label}: the recommended rate ÷ plain SGD's recommended rate", ratios,
+                                         note="informational"))
+    if rows:
+        report.tables.append(Table(
+            "The user's optimizer against plain SGD: the rates the flow answers for each, same data, network and seed",
+            ["case", "pick", "plain SGD's pick", "pick ÷ plain", "recommended", "plain SGD's recommended",
+             "recommended ÷ plain", "sweep iterations (this / plain)"], rows,
+            note="With momentum m, SGD's steps are about 1/(1−m) times larger at the same rate (10 × for m = 0.9): "
+                 "a ratio near 0.1 is the answer moving as it should. CIFAR-10: the sweep's picks only."))
 
 
 NEAR = 1.1  # rates closer than this factor: "the same rate" for a held-out measure's noise
