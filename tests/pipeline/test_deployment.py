@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from lrf.recipe import RECIPE_PATTERN
 from tests.support.postgres import running_postgres
 from tests.support.prefect_server import (
     flow_run_logs,
@@ -67,6 +68,7 @@ class Deployed:
     checkout: Path
     run_dir: Path
     flow_run_id: str
+    home: Path = Path()  # the server's PREFECT_HOME, also every CLI call's
     ran: list[str] = field(default_factory=list)  # the commands run as written, in order
     not_run: dict[str, str] = field(default_factory=dict)  # command -> what stood in for it, or why not
     watched: str = ""  # the output of the deployment run --watch
@@ -119,7 +121,7 @@ def readme_deployment(tmp_path_factory):
     commands = [c for block in shell_commands(ROOT / "README.md", README_SECTION) for c in block]
     server: dict = {}
     exported: dict[str, str] = {}
-    done = Deployed(api_url, checkout, run_dir=Path(), flow_run_id="")
+    done = Deployed(api_url, checkout, run_dir=Path(), flow_run_id="", home=home)
     with contextlib.ExitStack() as up:
         with contextlib.ExitStack() as workers:
             for command in commands:
@@ -214,6 +216,63 @@ def test_the_local_run_wrote_its_folder_and_published_its_artifacts(readme_deplo
                                     readme_deployment.flow_run_id)
 
 
+EXAMPLE = Path("examples") / "spirals"
+EXAMPLE_RUN, EXAMPLE_DEPLOY = "## Run it", "## As a nightly deployment"
+EXAMPLE_ADDRESS = re.compile(r"export PREFECT_API_URL=http://SERVER:\d+/api")
+EXAMPLE_TRAINS = ("lrf-flow --recipe", "lrf find --check")  # run with shorter trainings by test_flow, test_cli
+
+
+def test_the_example_project_deploys_and_runs_as_its_readme_says(readme_deployment, tmp_path):
+    """examples/spirals/README.md's commands as written, in the fresh copy of the repository,
+    on the module's server: the project's own environment from its lock, its prefect.yaml
+    deployed, its worker running lrf's flow on the project's recipe and optimizer."""
+    done = readme_deployment
+    readme = done.checkout / EXAMPLE / "README.md"
+    (setup,) = shell_commands(readme, EXAMPLE_RUN)
+    (deploy,) = shell_commands(readme, EXAMPLE_DEPLOY)
+    env = _user_shell(prefect_env(done.api_url, done.home), done.checkout)
+    env.pop("PYTHONPATH", None)  # the tests' own way to the example (conftest): here, the project's environment
+    cwd, watched, not_run = done.checkout, "", []
+    with contextlib.ExitStack() as workers:
+        for command in setup + deploy:
+            if command.startswith("cd "):
+                cwd = cwd / shlex.split(command)[1]
+            elif any(trains in command for trains in EXAMPLE_TRAINS) or EXAMPLE_ADDRESS.fullmatch(command):
+                not_run.append(command)  # the address: this server's, in env already
+            elif " worker start " in command:
+                pool = shlex.split(command)[shlex.split(command).index("--pool") + 1]
+                workers.enter_context(running_worker(pool, env, cwd, tmp_path / "worker.log",
+                                                     command=["bash", "-c", command]))
+            else:
+                timeout = RUN_TIMEOUT if " deployment run " in command else COMMAND_TIMEOUT
+                try:
+                    output = _shell(command, env, cwd, timeout)
+                except AssertionError as error:
+                    raise AssertionError(f"{error}\n{log_tail(tmp_path / 'worker.log')}") from None
+                watched += output.stdout if " deployment run " in command else ""
+    assert cwd == done.checkout / EXAMPLE and (cwd / ".venv").is_dir()  # the project's own environment
+    assert len(not_run) == 3, not_run
+    assert "Flow run finished successfully in 'Completed'" in watched, watched[-3000:]
+    (flow_run_id,) = re.findall(r"UUID:\s*([0-9a-f-]{36})", watched)
+    (run_dir,) = [p.parent for p in (cwd / "lrf-runs").glob("run-*/summary.json")]  # the pull step's folder
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["setup"]["recipe"] == "spirals.recipe:recipe" and summary["setup"]["data"] is None
+    assert summary["setup"]["optimizer"] == "sgd"
+    assert summary["setup"]["optimizer_params"] == {"momentum": 0.9, "wd": 0.0005}
+    assert summary["plan"]["iterations"] == 40 and len(summary["final_losses"]) == 3
+    assert summary["recommendation"]["measure"] == "holdout_loss"  # the recipe's held-out set
+    for name in summary["files"].values():
+        assert (run_dir / name).stat().st_size > 0, name
+    by_key = _artifacts(done.api_url, flow_run_id)
+    assert by_key["lr-finder-final-losses"].type == "table"
+    assert "recipe spirals.recipe:recipe" in by_key["lr-finder-report"].data
+    with prefect_client(done.api_url) as client:
+        deployment = client.read_deployment_by_name("lr-finder/spirals")
+    assert deployment.parameters == {"recipe": "spirals.recipe:recipe", "optimizer": "sgd",
+                                     "optimizer_params": {"momentum": 0.9, "wd": 0.0005}}
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+
+
 def test_the_form_describes_every_parameter_and_the_server_refuses_bad_ones(readme_deployment):
     with prefect_client(readme_deployment.api_url) as client:
         local = client.read_deployment_by_name("lr-finder/local")
@@ -231,6 +290,13 @@ def test_the_form_describes_every_parameter_and_the_server_refuses_bad_ones(read
     assert schema["plan"]["enum"] == ["multiples", "refine"]
     assert schema["lr_start"]["exclusiveMinimum"] == 0 and schema["batch_size"]["minimum"] == 1
     assert "init_params" in schema
+    # the user's training (issue 18): typed and described
+    assert "sgd" in schema["optimizer"]["enum"] and "adam" in schema["optimizer"]["enum"]
+    assert {"type": "object"}.items() <= next(t for t in schema["optimizer_params"]["anyOf"]
+                                              if t.get("type") == "object").items()
+    assert {"type": "string", "pattern": RECIPE_PATTERN}.items() <= next(
+        t for t in schema["recipe"]["anyOf"] if t.get("type") == "string").items()
+    assert all(schema[name]["description"] for name in ("optimizer", "optimizer_params", "recipe"))
     # ... and the server refuses a run that the flow would refuse, when it is created
     assert sorted(refusals) == sorted(["rule", "lr_start", "batch_size", "device", "plan", "candidate_rates"])
     assert all("409" in message or "422" in message for message in refusals.values()), refusals
