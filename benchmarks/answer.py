@@ -91,10 +91,13 @@ def cases(quick: bool, folder: Path) -> list[dict]:
 
             # the plain CIFAR-10 case's grid around this optimizer's pick; "-picks": the sweeps alone (minutes)
             # (one output root for both: the sweeps of the first are the second's cache)
+            # the full case leaves plain SGD's reference plan to the plain CIFAR-10 case (same data, network
+            # and seed; 1,500 ResNet-18 iterations): the picks case compares the two sweeps
             picks = key.endswith("-picks")
-            out.append(dict(key="cifar10-momentum", label=f"resnet18_v2 / CIFAR-10, {MOMENTUM_LABEL}",
+            out.append(dict(key="cifar10-momentum",
+                            label=f"resnet18_v2 / CIFAR-10, {MOMENTUM_LABEL}" + (", sweeps only" if picks else ""),
                             data=cifar_with_small_holdout(folder / "cifar"), model="resnet18_v2",
-                            optimizer_params=MOMENTUM, plain=True, picks_only=picks, plans=("reference",),
+                            optimizer_params=MOMENTUM, plain=picks, picks_only=picks, plans=("reference",),
                             grid=[10 ** (k / 2) for k in range(-3, 4)], anchored=True, range=False,
                             iterations=BUDGET, seeds=(Setup.seed,)))
     return out
@@ -436,14 +439,16 @@ def _report_optimizer(report: Report, raw: dict) -> None:
     rows = []
     for label, data in raw.items():
         for s in data.get("seeds", []):
-            if "plain" not in s:
+            p = s.get("plain") or (_plain_from_case(raw, label, s) if data.get("optimizer_params") else None)
+            if p is None:
                 continue
-            p = s["plain"]
             rows.append([f"{label}, seed {s['seed']}", p["pick"], p["plain_pick"], p["pick_ratio"],
                          p.get("recommended"), p.get("plain_recommended"), p.get("recommended_ratio"),
                          f"{p['sweep_iterations']} / {p['plain_sweep_iterations']}"])
-        ratios = [s["plain"]["recommended_ratio"] for s in data.get("seeds", []) if "recommended_ratio" in s.get("plain", {})]
-        picks = [s["plain"]["pick_ratio"] for s in data.get("seeds", []) if "plain" in s]
+        plains = [s.get("plain") or (_plain_from_case(raw, label, s) if data.get("optimizer_params") else None)
+                  for s in data.get("seeds", [])]
+        ratios = [p["recommended_ratio"] for p in plains if p and "recommended_ratio" in p]
+        picks = [p["pick_ratio"] for p in plains if p]
         if picks:
             report.figures.append(figure(f"{label}: the sweep's pick ÷ plain SGD's pick", picks, note="informational"))
         if ratios:
@@ -455,7 +460,21 @@ def _report_optimizer(report: Report, raw: dict) -> None:
             ["case", "pick", "plain SGD's pick", "pick ÷ plain", "recommended", "plain SGD's recommended",
              "recommended ÷ plain", "sweep iterations (this / plain)"], rows,
             note="With momentum m, SGD's steps are about 1/(1−m) times larger at the same rate (10 × for m = 0.9): "
-                 "a ratio near 0.1 is the answer moving as it should. CIFAR-10: the sweep's picks only."))
+                 "a ratio near 0.1 is the answer moving as it should. Where a case has no plain-SGD run of its own "
+                 "(CIFAR-10's full case), plain SGD's rates are those of the plain case of the same data, network "
+                 "and seed in this report."))
+
+
+def _plain_from_case(raw: dict, label: str, seed: dict) -> dict | None:
+    """Plain SGD's rates for a momentum case's seed from the plain case of the same data and network."""
+    base = raw.get(label.split(f", {MOMENTUM_LABEL}")[0], {})
+    other = next((s for s in base.get("seeds", []) if s["seed"] == seed["seed"] and "variants" in s), None)
+    if other is None or "variants" not in seed:
+        return None
+    this_rec, plain_rec = seed["variants"]["reference"]["loss"]["lr"], other["variants"]["reference"]["loss"]["lr"]
+    return {"pick": seed["pick"], "plain_pick": other["pick"], "pick_ratio": seed["pick"] / other["pick"],
+            "sweep_iterations": seed["sweep_iterations"], "plain_sweep_iterations": other["sweep_iterations"],
+            "recommended": this_rec, "plain_recommended": plain_rec, "recommended_ratio": this_rec / plain_rec}
 
 
 NEAR = 1.1  # rates closer than this factor: "the same rate" for a held-out measure's noise
@@ -490,6 +509,8 @@ def _recommend(report: Report, raw: dict, tally: dict) -> None:
     plans = [k for k in ("reference", "refine") if (k, "loss") in tally]
     favoured, lines = {}, []
     for label, data in raw.items():
+        if data.get("optimizer_params"):  # the plan is chosen on the reference optimizer's cases
+            continue
         seeds = [s for s in data.get("seeds", []) if all(k in s["variants"] for k in plans)]
         if not seeds:
             continue

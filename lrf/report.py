@@ -48,7 +48,8 @@ def write_report(
     rungs: Sequence[Sequence[CandidateResult]],
     reused: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json).
+    """Write every artifact of the run into ``run_dir``; return the summary (also in summary.json,
+    where ``run_dir`` is the folder's name, relative to the output root; returned, as given).
 
     ``results`` are the sweep, or the sweeps on different batch orders (``selection`` took
     the median pick). ``rungs`` holds, per rung, the results of the candidates that trained
@@ -96,7 +97,9 @@ def write_report(
         "format": SUMMARY_FORMAT,
         "version": 1,
         "checked": True,  # the pick checked by training (lrf find without --check writes the sweep's part)
-        "run_dir": str(run_dir),
+        # the folder's name, i.e. relative to the output root: a run folder can be moved or shared
+        # (every file below is named relative to the folder itself)
+        "run_dir": run_dir.name,
         "setup": setup,
         "sweep": {"config": result.config.to_dict(), "iterations": len(result), "stop_reason": result.stop_reason.value},
         "sweeps": {"count": len(results), "picks": list(selection.picks), "spread": selection.spread,
@@ -117,7 +120,7 @@ def write_report(
         "files": files,
     }
     _io.write_text(run_dir / COMPLETE_MARKER, _io.to_json(summary))
-    return summary
+    return {**summary, "run_dir": str(run_dir)}  # where it is, for this process
 
 
 def optimizer_text(setup) -> str:

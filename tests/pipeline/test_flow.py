@@ -22,6 +22,8 @@ def test_flow_writes_a_complete_run_folder_and_prefect_artifacts(prefect_api, tm
     assert {p.name for p in run_dir.iterdir()} == expected
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["pick_lr"] == summary["pick_lr"] and on_disk["rule"] == "reference"
+    # paths relative to the output root and to the run folder: the folder can be moved or shared
+    assert on_disk["run_dir"] == run_dir.name and str(tmp_path.resolve()) not in (run_dir / "summary.json").read_text()
     rows = on_disk["final_losses"]
     (recommended,) = [r for r in rows if r["recommended"]]
     best = min(r["holdout_loss"] for r in rows if r["holdout_loss"] is not None)  # digits has a held-out split
