@@ -4,7 +4,7 @@ Issue 9 §5. The flow recommends the candidate with the lowest held-out loss; tw
 train the candidates: "reference" (the pick x 1, x 10, x 0.1, ``CandidatePlan.iterations``
 each) and "refine" (successive halving over 9 quarter-decade rates from pick / 10 to
 pick x 10, same compute). Per data set and seed, the real flow
-(:func:`flows.lr_finder.lr_finder`, loader_loader_workers=0, at_once=1) runs three times on one output
+(:func:`flows.lr_finder.lr_finder`, loader_workers=0, at_once=1) runs three times on one output
 root, so the initial parameters and the sweep are shared through its cache:
 
 1. ``plan="multiples"`` (the reference check): the rule's pick (row x 1) and the reference recommendation;
@@ -295,7 +295,7 @@ def build_report(quick: bool, raw: dict[str, dict]) -> Report:
     """The report from the raw results alone (``python -m benchmarks.answer --rebuild`` redoes it from answer.json)."""
     report = Report(
         NAME, "The recommendation against a grid: which plan, which measure", quick,
-        "Per data set and seed, the real flow (`flows.lr_finder.lr_finder`, loader_loader_workers=0, at_once=1) on one output "
+        "Per data set and seed, the real flow (`flows.lr_finder.lr_finder`, loader_workers=0, at_once=1) on one output "
         "root (initial parameters and sweep shared through its cache): `plan=\"reference\"`, a log-spaced grid of "
         "constant rates as `candidate_rates` (same budget, weights and batch order), `plan=\"refine\"`, and the "
         "refine plan over the sweep's fall-start…turn range (measured only). Each recommendation against the grid: "
