@@ -529,7 +529,7 @@ def _recommend(report: Report, raw: dict, tally: dict) -> None:
     plan = agreed.pop() if len(agreed) == 1 else None
     report.raw["recommendation"] = {"plan": plan, "by_data_set": favoured, "measure": measure}
     verdict = (f"every data set favours `{plan}`" if plan else "the data sets disagree: " + "; ".join(
-        f"{label} favours `{k}`" for label, k in favoured.items()) + " (the README weighs them)")
+        f"{label} favours `{k}`" for label, k in favoured.items()) + " (docs/answer.md weighs them)")
     report.notes.insert(0, f"Which plan: {verdict}; held-out {measure} deciding. " + "; ".join(lines) + ".")
 
 

@@ -1,5 +1,5 @@
 """A real Dask cluster for tests: ``dask scheduler`` and ``dask worker`` processes on
-127.0.0.1, started as a user would start them (the README's "Scale out" commands),
+127.0.0.1, started as a user would start them (the "Scale out" commands of docs/gpu-and-scale-out.md),
 each worker with a ``--local-directory`` of its own (no shared scratch space)."""
 
 from __future__ import annotations
