@@ -110,6 +110,20 @@ def _shell(command: str, env: dict[str, str], cwd: Path, timeout: float) -> subp
     return done
 
 
+def _run_as_written(command: str, env: dict[str, str], cwd: Path, workers: contextlib.ExitStack, log: Path) -> str:
+    """One README command as written: a worker in the background (stopped with ``workers``),
+    anything else to its end; its stdout (a failure shows the worker's log too)."""
+    if " worker start " in command:
+        pool = shlex.split(command)[shlex.split(command).index("--pool") + 1]
+        workers.enter_context(running_worker(pool, env, cwd, log, command=["bash", "-c", command]))
+        return ""
+    timeout = RUN_TIMEOUT if " deployment run " in command else COMMAND_TIMEOUT
+    try:
+        return _shell(command, env, cwd, timeout).stdout
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{log_tail(log)}") from None
+
+
 @pytest.fixture(scope="module")
 def readme_deployment(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("readme-deployment")
@@ -138,19 +152,10 @@ def readme_deployment(tmp_path_factory):
                 elif SERVER.fullmatch(command):
                     up.enter_context(running_prefect_server(home, port=port, ui=True, extra_env=exported, info=server))
                     done.not_run[command] = "the harness's: prefect " + " ".join(server_args("127.0.0.1", port))
-                elif " worker start " in command:
-                    pool = shlex.split(command)[shlex.split(command).index("--pool") + 1]
-                    workers.enter_context(running_worker(pool, env, checkout, tmp / "worker.log",
-                                                         command=["bash", "-c", command]))
-                    done.ran.append(command)
                 else:
-                    timeout = RUN_TIMEOUT if " deployment run " in command else COMMAND_TIMEOUT
-                    try:
-                        output = _shell(command, env, checkout, timeout)
-                    except AssertionError as error:
-                        raise AssertionError(f"{error}\n{log_tail(tmp / 'worker.log')}") from None
+                    output = _run_as_written(command, env, checkout, workers, tmp / "worker.log")
                     if " deployment run " in command:
-                        done.watched = output.stdout
+                        done.watched = output
                     done.ran.append(command)
                 done.seconds[command] = round(time.monotonic() - started, 1)
         # the worker is stopped; the server stays up for the tests of this module
@@ -239,17 +244,9 @@ def test_the_example_project_deploys_and_runs_as_its_readme_says(readme_deployme
                 cwd = cwd / shlex.split(command)[1]
             elif any(trains in command for trains in EXAMPLE_TRAINS) or EXAMPLE_ADDRESS.fullmatch(command):
                 not_run.append(command)  # the address: this server's, in env already
-            elif " worker start " in command:
-                pool = shlex.split(command)[shlex.split(command).index("--pool") + 1]
-                workers.enter_context(running_worker(pool, env, cwd, tmp_path / "worker.log",
-                                                     command=["bash", "-c", command]))
             else:
-                timeout = RUN_TIMEOUT if " deployment run " in command else COMMAND_TIMEOUT
-                try:
-                    output = _shell(command, env, cwd, timeout)
-                except AssertionError as error:
-                    raise AssertionError(f"{error}\n{log_tail(tmp_path / 'worker.log')}") from None
-                watched += output.stdout if " deployment run " in command else ""
+                output = _run_as_written(command, env, cwd, workers, tmp_path / "worker.log")
+                watched += output if " deployment run " in command else ""
     assert cwd == done.checkout / EXAMPLE and (cwd / ".venv").is_dir()  # the project's own environment
     assert len(not_run) == 3, not_run
     assert "Flow run finished successfully in 'Completed'" in watched, watched[-3000:]
