@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
 
 def lanes_of(summary: dict) -> int:
     """How many lanes the run's candidates had: one per slot of the cluster the flow started
-    (:func:`lrf.cluster.local_slots`: ``at_once``, or one per device; 3 on CPU by default)."""
+    (:func:`lrf.cluster.local_slots`: ``at_once``, or one per device; on CPU 3, or one per core on fewer)."""
     from lrf.cluster import local_slots
     from lrf.config import parse_devices
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from benchmarks._common import Report, Table, cifar_available, figure, interleaved, log, module_main, ratios
 from lrf.config import CandidatePlan, Setup
-from lrf.execution import CPU_AT_ONCE
+from lrf.execution import cpu_at_once
 
 NAME = "parallel"
 PICK = 0.01  # the candidates are the flow's for this pick; none diverges, so each runs its full budget
 RATES = tuple(PICK * m for m in CandidatePlan.candidate_multipliers)
 K = len(RATES)
-AT_ONCE = CPU_AT_ONCE  # the flow's default on CPU (Execution.at_once = None: one worker per job at once)
+AT_ONCE = cpu_at_once()  # the flow's default on CPU (Execution.at_once = None): one worker per job at once
 ALONE = "one alone"
 
 

@@ -40,7 +40,7 @@ from benchmarks._common import (CIFAR_DATA, REPO, Report, Table, cifar_available
                                 module_main, ratios, timed)
 from lrf.cache import WorkCache
 from lrf.config import CandidatePlan, Setup, SweepConfig
-from lrf.execution import CPU_AT_ONCE, lanes, threads_per_job
+from lrf.execution import cpu_at_once, lanes, threads_per_job
 
 NAME = "scale_out"
 K = 2  # candidates on as many workers: one per core of this machine
@@ -396,7 +396,7 @@ def run(quick: bool) -> Report:
         iterations = 50 if quick else 100
         flow_part(report, dict(
             key="digits", label=f"default digits run (--iterations {iterations})",
-            args=["--iterations", str(iterations)], rounds=1 if quick else 3, setup=digits, workers=CPU_AT_ONCE,
+            args=["--iterations", str(iterations)], rounds=1 if quick else 3, setup=digits, workers=cpu_at_once(),
             overhead_goal=2.0, ratio_goal=None), folder, per_job)
         if not quick and cifar_available() and os.environ.get(CIFAR_FLOW) == "1":
             flow_part(report, dict(

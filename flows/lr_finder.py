@@ -140,7 +140,8 @@ def lr_finder(
         spread_threshold: Above this spread the pick is uncertain and the candidates reach
             that much further each way.
         at_once: Jobs at the same time, each on a Dask worker of its own; empty: one per
-            device (3 on CPU, sharing its cores), or one per worker of a given cluster.
+            device (on CPU 3, or one per core on fewer cores: they share them), or one per
+            worker of a given cluster.
         recompute: Compute everything again instead of reusing finished work from the cache.
         cluster: Address of a Dask scheduler to run the jobs on (tcp://HOST:8786); empty:
             a cluster on this machine, started and stopped by the run.

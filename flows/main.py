@@ -152,8 +152,9 @@ def _read_config(parser: argparse.ArgumentParser, path: Path, known: dict) -> di
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
-def validate(parser: argparse.ArgumentParser, params: dict) -> None:
-    """Every check the flow's first tasks make, here, so a bad value exits 2 before Prefect starts."""
+def validate(parser: argparse.ArgumentParser, params: dict) -> tuple[Setup, Execution]:
+    """Every check the flow's first tasks make, here, so a bad value exits 2 before Prefect starts;
+    the setup as the flow will prepare it, and the execution."""
     from lrf._validate import parameter_of
     from lrf.cluster import check_cluster
     from lrf.engine import engine_for, prepare_setup
@@ -161,7 +162,7 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
 
     try:
         built = {cls: cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)}) for cls in CONFIGURATION}
-        prepare_setup(built[Setup])
+        setup, _ = prepare_setup(built[Setup])
         check_output_root(params["output_root"])
         check_cluster(built[Execution].cluster)
         engine_for(built[Setup].engine).check_init_params(params["init_params"])
@@ -169,6 +170,22 @@ def validate(parser: argparse.ArgumentParser, params: dict) -> None:
         name = parameter_of(error, params)
         option = f"argument --{name.replace('_', '-')}: " if name else ""
         parser.error(f"{option}{error}")
+    return setup, built[Execution]
+
+
+def cluster_head_start(setup: Setup, execution: Execution):
+    """The run's local cluster, started (and MXNet imported on its workers) while Prefect starts
+    its temporary server, instead of after: :func:`lrf.cluster.head_start`; the report's plotting
+    library is imported meanwhile too. Nothing with a given cluster."""
+    from functools import partial
+
+    from lrf.cluster import head_start
+    from lrf.jobs import warm_up
+    from lrf.plot import preload
+
+    if execution.cluster is not None:
+        return contextlib.nullcontext()
+    return head_start(setup.device, execution.at_once, warm_up=partial(warm_up, setup.engine), also=preload)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,13 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", "Failed to create the Prefect home directory", UserWarning)
     parser = build_parser()
     params = parameters(parser, argv)
-    validate(parser, params)
+    setup, execution = validate(parser, params)
     with prefect_defaults():
         check_prefect(parser)
         from flows.lr_finder import lr_finder
 
         try:
-            with stop_started_processes(spare=is_temporary_server):
+            with stop_started_processes(spare=is_temporary_server), cluster_head_start(setup, execution):
                 summary = lr_finder(**params)
         except KeyboardInterrupt:
             return _stopped(parser, signal.SIGINT, params)

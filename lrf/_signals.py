@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -210,6 +211,20 @@ class _Watcher:
 
     def stop_leftovers(self) -> None:
         alive = self.started() if self.leftovers is None else [p for p in self.leftovers if _alive(p)]
+        if alive and threading.current_thread() is threading.main_thread():
+            # the interpreter is exiting and waits here for what it started: a signal now (a
+            # second SIGTERM or Ctrl-C) must not raise into this exit handler as a traceback
+            # and leave them running; it ends them and the process at once
+            def now(signum, frame):
+                for proc in alive:
+                    _send(proc, signal.SIGKILL)
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(128 + signum)
+
+            signal.signal(signal.SIGTERM, now)
+            signal.signal(signal.SIGINT, now)
         _end(alive)
 
 

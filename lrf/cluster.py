@@ -26,8 +26,8 @@ own. Framework-free: ``distributed`` is imported when a cluster is used.
 ['gpu:0', 'gpu:2']
 >>> [(slot.worker, slot.device) for slot in local_slots(parse_devices("gpu:2"), at_once=None)]
 [('lrf-gpu2', 'gpu:0')]
->>> len(local_slots(parse_devices("cpu"), at_once=2))
-2
+>>> len(local_slots(parse_devices("cpu"), at_once=2)), len(local_slots(parse_devices("cpu"), None, cores=16))
+(2, 3)
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from lrf.config import DeviceSpec, parse_devices
-from lrf.execution import CPU_AT_ONCE, threads_per_job
+from lrf.execution import cpu_at_once, threads_per_job
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,11 @@ IN_PROCESS = "this process"  # the worker name of a job run by InProcess
 
 
 def local_slots(devices: Sequence[DeviceSpec], at_once: int | None, cores: int | None = None) -> list[Slot]:
-    """The workers a cluster of our own gets: ``at_once`` (default :data:`CPU_AT_ONCE`) on
-    CPU, which share the cores; one per GPU otherwise (the first ``at_once`` GPUs)."""
+    """The workers a cluster of our own gets: ``at_once`` (default
+    :func:`lrf.execution.cpu_at_once` of ``cores``) on CPU, which share the cores; one per
+    GPU otherwise (the first ``at_once`` GPUs)."""
     if devices[0].kind == "cpu":
-        return [Slot(f"lrf-cpu{i}", "cpu", "cpu") for i in range(at_once or CPU_AT_ONCE)]
+        return [Slot(f"lrf-cpu{i}", "cpu", "cpu") for i in range(at_once or cpu_at_once(cores))]
     gpus = devices[:at_once] if at_once else devices
     return [Slot(f"lrf-gpu{d.index}", "gpu:0", str(d)) for d in gpus]
 
@@ -158,17 +159,94 @@ def job_cluster(device: str, at_once: int | None = None, address: str | None = N
             _forget(address)
         return
 
-    slots = local_slots(devices, at_once)
+    started = _claim_head_start(device, at_once)
+    if started is None:
+        started = _start_warm(local_slots(devices, at_once), warm_up)
+    cluster, ref = started
+    try:
+        yield ref
+    finally:
+        _forget(ref.address)
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
+
+
+def _start_warm(slots: Sequence[Slot], warm_up: Callable[[], Any] | None):
+    """A local cluster of ``slots``, its client registered, its workers warming up: (cluster, ref)."""
+    from distributed import Client
+
     cluster = _start_local(slots)
     try:
         ref = ClusterRef(cluster.scheduler_address, tuple(slots), started=True)
         client = _clients[ref.address] = Client(cluster, set_as_default=False)
         _warm(client, ref, warm_up)
-        yield ref
-    finally:
+        return cluster, ref
+    except BaseException:
         _forget(cluster.scheduler_address)
         with contextlib.suppress(Exception):
             cluster.close(timeout=10)
+        raise
+
+
+# --- a head start: the cluster started while something else is waited for ------------
+
+_head_starts: dict[tuple[str, int | None], "concurrent.futures.Future"] = {}
+
+
+@contextlib.contextmanager
+def head_start(device: str, at_once: int | None = None, *, warm_up: Callable[[], Any] | None = None,
+               also: Callable[[], Any] | None = None) -> Iterator[None]:
+    """Start, in the background, the local cluster that ``job_cluster(device, at_once)`` will
+    ask for in this process, and warm it up, while this process waits for something else (the
+    CLI: Prefect's temporary server, 10-25 s on 2 cores). :func:`job_cluster` then takes it
+    over and stops it as its own; one nobody took is stopped when this block ends, however it
+    ends. ``also`` (e.g. the report's imports) runs on the same background thread afterwards.
+    A start that failed is left to :func:`job_cluster` to do again, and to report.
+    """
+    import concurrent.futures
+
+    key = (device, at_once)
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def start() -> None:
+        try:
+            future.set_result(_start_warm(local_slots(parse_devices(device), at_once), warm_up))
+        except BaseException as error:  # noqa: BLE001 (handed to the taker)
+            future.set_exception(error)
+        if also is not None:
+            with contextlib.suppress(Exception):
+                also()
+
+    _head_starts[key] = future
+    thread = threading.Thread(target=start, name="lrf-head-start", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        unclaimed = _head_starts.pop(key, None)
+        if unclaimed is not None:
+            thread.join()  # a start under way ends in seconds; its processes are ours to stop
+            with contextlib.suppress(BaseException):
+                cluster, ref = unclaimed.result()
+                _forget(ref.address)
+                cluster.close(timeout=10)
+
+
+def _claim_head_start(device: str, at_once: int | None):
+    """The (cluster, ref) of this process's head start for ``(device, at_once)``, now ours; None
+    when there is none, or its start failed (logged: the caller starts one the usual way)."""
+    key = (device, at_once)
+    future = _head_starts.get(key)
+    if future is None:
+        return None
+    try:
+        started = future.result()  # interrupted while waiting: still the head start's to stop
+    except Exception as error:  # noqa: BLE001
+        _head_starts.pop(key, None)
+        log.warning("the cluster started ahead failed (%s: %s); starting one now", type(error).__name__, error)
+        return None
+    _head_starts.pop(key, None)
+    return started
 
 
 def _warm(client, ref: ClusterRef, warm_up: Callable[[], Any] | None) -> None:

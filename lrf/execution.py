@@ -11,6 +11,8 @@ The cluster that runs the jobs is :mod:`lrf.cluster`.
 (None, 1)
 >>> Execution(cluster='tcp://10.0.0.5:8786').at_once is None
 True
+>>> cpu_at_once(cores=2), cpu_at_once(cores=16)
+(2, 3)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from lrf._validate import bounded, check_bounds
 
 
-CPU_AT_ONCE = 3  # jobs at once on CPU by default: the reference's three candidates side by side
+CPU_AT_ONCE = 3  # jobs at once on CPU at most by default: the reference's three candidates side by side
 CLUSTER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")
 CLUSTER_PATTERN = r"^(" + "|".join(CLUSTER_SCHEMES) + r").+"  # the flow's typed parameter reads it
 
@@ -33,7 +35,7 @@ class Execution:
 
     Attributes:
         at_once: jobs that run at the same time, each on a worker of its own; None (default):
-            one per device (:data:`CPU_AT_ONCE` on CPU, whose cores they share), or one per
+            one per device (on CPU :func:`cpu_at_once`: 3, or fewer on fewer cores, which they share), or one per
             worker of a given ``cluster``.
         recompute: compute everything again instead of reusing finished work from the
             cache (False).
@@ -55,6 +57,14 @@ class Execution:
         if self.cluster is not None and (not isinstance(self.cluster, str) or not re.match(CLUSTER_PATTERN, self.cluster)):
             raise ValueError(f"cluster must be a Dask scheduler address such as tcp://HOST:8786, "
                              f"got cluster={self.cluster!r}")
+
+
+def cpu_at_once(cores: int | None = None) -> int:
+    """Jobs at once on CPU by default: :data:`CPU_AT_ONCE`, but no more than ``cores`` (default:
+    this machine's). More CPU-bound jobs than cores add no throughput, and each worker pays
+    MXNet's import at the start: on 2 cores, a third worker made the default digits run's
+    warm-up ~3 s longer (benchmarks.scale_out)."""
+    return max(1, min(CPU_AT_ONCE, cores or os.cpu_count() or 1))
 
 
 def lanes(num_jobs: int, at_once: int) -> list[list[int]]:

@@ -4,7 +4,7 @@ import pytest
 
 from lrf.cluster import Slot, _worker_env, local_slots
 from lrf.config import DeviceSpec, Setup, parse_devices
-from lrf.execution import CPU_AT_ONCE, Execution
+from lrf.execution import CPU_AT_ONCE, Execution, cpu_at_once
 from lrf.engine import resolve_devices
 
 
@@ -48,9 +48,14 @@ def test_a_job_names_its_workers_device_and_a_list_sweeps_on_the_first():
 
 def test_cpu_slots_share_the_cores_and_gpu_slots_see_one_gpu_each(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    cpu = local_slots(parse_devices("cpu"), at_once=None)
+    cpu = local_slots(parse_devices("cpu"), at_once=None, cores=16)
     assert len(cpu) == CPU_AT_ONCE and {s.device for s in cpu} == {"cpu"}
+    assert _worker_env(cpu[0], len(cpu), cores=16) == {"OMP_NUM_THREADS": "5"}
     assert _worker_env(cpu[0], len(cpu), cores=2) == {"OMP_NUM_THREADS": "1"}  # 3 workers on 2 cores
+    # no more workers than cores by default: a third on 2 cores adds an import of MXNet, no throughput
+    assert [len(local_slots(parse_devices("cpu"), None, cores=n)) for n in (1, 2, 3, 64)] == [1, 2, 3, 3]
+    assert len(local_slots(parse_devices("cpu"), None)) == cpu_at_once()  # this machine's cores
+    assert len(local_slots(parse_devices("cpu"), at_once=3, cores=2)) == 3  # as many as asked for
     assert _worker_env(Slot("lrf-cpu0", "cpu", "cpu"), 1, cores=2) == {}  # alone: MXNet's default
     gpus = local_slots(parse_devices("gpu:1,gpu:3,gpu:4"), at_once=None)
     assert [(s.worker, s.device, s.label) for s in gpus] == [

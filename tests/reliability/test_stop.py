@@ -292,3 +292,48 @@ def test_everything_a_stopped_run_started_ends_with_it(tmp_path, case, grace, wi
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+EXITING = """
+import atexit, signal, subprocess, sys
+from lrf._signals import stop_started_processes
+
+deaf = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('deaf', flush=True); time.sleep(600)"]
+with stop_started_processes():
+    job = subprocess.Popen(deaf, stdout=subprocess.PIPE)  # outlives the block: stopped at the exit, killed after 5 s
+    job.stdout.readline()  # it ignores SIGTERM from now on
+    atexit.register(lambda: print("exiting", flush=True))  # runs just before that wait
+    print("running", job.pid, flush=True)
+"""
+
+
+def test_a_second_signal_while_exiting_ends_what_it_started_without_a_traceback(tmp_path):
+    """The interpreter's exit waits (up to 5 s) for the processes the block left running; a
+    SIGTERM then (the second of a double SIGTERM, as in the temporary-server test above)
+    kills them and ends the process at once, rather than raising SystemExit into the exit
+    handler as "Exception ignored ... Traceback" and leaving them running."""
+    process = subprocess.Popen([sys.executable, "-c", EXITING], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = None
+    try:
+        running, pid = process.stdout.readline().split()
+        job = (int(pid), _start_time(int(pid)))
+        assert process.stdout.readline().strip() == "exiting"
+        time.sleep(1.0)  # in the exit handler's wait
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=20)
+        took = time.monotonic() - sent
+        stderr = process.stderr.read()
+        assert "Traceback" not in stderr, stderr
+        assert status == 128 + signal.SIGTERM, (status, stderr)
+        assert took < 2.0, took  # not the rest of the 5 s wait
+        time.sleep(0.2)
+        assert not (_start_time(job[0]) == job[1] and _alive(job[0])), "the deaf job outlived the process"
+    finally:
+        if job is not None and _start_time(job[0]) == job[1]:
+            _kill(job[0])
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
