@@ -5,7 +5,8 @@ only inside the functions that train, so that an orchestrating process can ask
 it the entry checks without paying for the framework. It provides:
 
 - ``NAME``; ``check_model_name(name)``; ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
-  devices it could use here); ``check_init_params(path)`` and
+  devices it could use here); ``GPU_CODE`` (:class:`lrf.gpus.Architectures`), ``GPU_CODE_OF`` and
+  ``NO_GPU_CODE_HINT`` (the GPUs its build can run on, refused otherwise before any work); ``check_init_params(path)`` and
   ``check_fits(path, fresh, what)`` (a user's saved parameters, read without the
   framework);
 - ``open_learner(setup, init_params)``: a learner in this process (``lrf find``'s sweep);
@@ -70,6 +71,16 @@ def check_device(spec: DeviceSpec, text: str, visible: int, hint: str = "") -> N
                          f"GPU(s){hint if visible == 0 else ''}")
 
 
+def check_gpu_code(setup: Setup, engine: ModuleType, gpus) -> None:
+    """Raise ValueError if a GPU ``setup.device`` selects (CUDA's numbering; ``gpus`` as
+    :func:`lrf.gpus.visible` lists them) has no device code in the engine's build
+    (``GPU_CODE``, ``GPU_CODE_OF``, ``NO_GPU_CODE_HINT``)."""
+    from lrf.gpus import check_runs_on
+
+    indices = [d.index for d in setup.devices if d.kind == "gpu"]
+    check_runs_on(indices, setup.device, gpus, engine.GPU_CODE, engine.GPU_CODE_OF, engine.NO_GPU_CODE_HINT)
+
+
 def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup, DataSize]:
     """The entry check of a setup, and the setup completed for the jobs (no framework imported).
 
@@ -88,6 +99,12 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))
     for device in setup.devices:
         check_device(device, setup.device, visible, engine.NO_GPU_HINT)
+    if visible:
+        from lrf.gpus import cuda_visible_devices, query_gpus, visible as cuda_gpus
+
+        known = query_gpus()
+        if known is not None:  # a driver that cannot be asked refuses nothing
+            check_gpu_code(setup, engine, cuda_gpus(known, cuda_visible_devices()))
     if setup.recipe is not None:  # its data is known where it runs: the first job checks it
         from lrf.recipe import recipe_fingerprint
 

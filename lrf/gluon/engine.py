@@ -11,10 +11,18 @@ import os
 from importlib import metadata
 
 from lrf.config import REFERENCE_MODEL, SMALL_CNN, Setup, SweepConfig
+from lrf.gpus import Architectures
 from lrf.gluon.params_file import check_fits, check_init_params  # noqa: F401  (part of the engine interface)
 
 NAME = "mxnet"
 NO_GPU_HINT = " (this MXNet is the CPU build, or CUDA sees no GPU)"
+# The device code of MXNet 1.9.1's CUDA wheels, its last (2022): cubins for these and no PTX,
+# read with cuobjdump from every one of the 197 fatbins of mxnet-cu117's libmxnet.so (issue
+# 19), the same list assumed for the other CUDA 11 wheels. A Hopper (9.0) or newer GPU has no
+# code to run: every kernel would fail with "no kernel image is available".
+GPU_CODE = Architectures(cubins=((5, 0), (6, 0), (7, 0), (8, 0), (8, 6)))
+GPU_CODE_OF = "MXNet 1.9.1's CUDA build (its last release)"
+NO_GPU_CODE_HINT = "run on the CPU (device='cpu') or on a GPU of compute capability 5.0 to 8.9"
 
 # the names mxnet 1.9.1's vision.get_model accepts (it keeps them in a local dict)
 ZOO_MODELS = (
