@@ -1,6 +1,7 @@
 """The flow's init and sweep work in one plain process, timed after the imports.
 
-``python -m benchmarks._reference_compute SETUP_JSON CONFIG_JSON FOLDER`` runs the
+``python -m benchmarks._reference_compute SETUP_JSON CONFIG_JSON FOLDER`` runs (in a new cache
+under FOLDER) the
 ``initialise-model`` job and then one ``lr-sweep`` job from its parameters, in this
 process (:class:`lrf.jobs.JobStages` over :class:`lrf.cluster.InProcess`), and prints one JSON line
 ``{"data": seconds, "init": seconds, "sweep": seconds, "iterations": n}`` (data: loading
@@ -11,6 +12,7 @@ like the jobs, so the MXNet threads and loader workers are the jobs' own.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,9 @@ def main(argv: list[str]) -> int:
     from lrf.config import CandidatePlan, Setup, SweepConfig
     from lrf.gluon.data import load_dataset
 
-    stages = in_process_stages(Setup(**json.loads(setup_json)), CandidatePlan(), Path(folder),
+    # a cache of its own every time: a sweep cached by an earlier round would be timed as no compute
+    fresh = Path(folder) / f"reference-{os.getpid()}-{time.monotonic_ns()}"
+    stages = in_process_stages(Setup(**json.loads(setup_json)), CandidatePlan(), fresh,
                                SweepConfig.from_dict(json.loads(config_json)))
     started = time.perf_counter()
     load_dataset(stages.setup.data_spec, "train")  # cold: what every job pays inside its own clock too
