@@ -250,9 +250,14 @@ def _num(value: Any, pattern: str) -> str:
     return pattern.format(value)
 
 
+NON_FINITE = ("Infinity", "-Infinity", "NaN")  # how strict JSON (lrf._io) stores a non-finite number
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, str) and value in NON_FINITE:  # a table read back from its JSON
+        value = float(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
