@@ -88,10 +88,11 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
     and ``gpu:all`` resolved to this machine's GPUs, and the data's size.
 
     Raises:
-        ValueError: unknown model, missing GPU, unusable data files, or a batch larger
+        ValueError: the engine not installed, unknown model, missing GPU, unusable data files, or a batch larger
             than the training data; the message names the parameter and the value.
     """
     engine = engine or engine_for(setup.engine)
+    engine.check_installed()
     if setup.recipe is None:
         engine.check_model_name(setup.model)
     engine.check_optimizer(setup.optimizer, setup.optimizer_params)

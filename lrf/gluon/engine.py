@@ -7,7 +7,9 @@ import it when they run, where they were placed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from importlib import metadata
 
 from lrf.config import REFERENCE_MODEL, SMALL_CNN, Setup, SweepConfig
@@ -92,6 +94,16 @@ def check_optimizer(name: str, params: dict | None) -> None:
 def model_names() -> list[str]:
     """Every model name the engine builds."""
     return [SMALL_CNN, *ZOO_MODELS]
+
+
+def check_installed() -> None:
+    """Raise ValueError naming the engine unless MXNet is installed here (without importing it):
+    lrf leaves the build to the environment (its lock's ``mxnet-cpu`` or ``mxnet-gpu`` group)."""
+    if importlib.util.find_spec("mxnet") is None:
+        raise ValueError(f"engine={NAME!r} needs MXNet, which is not installed in this environment "
+                         f"({sys.executable}): in lrf's checkout `uv sync --locked` installs its CPU build, "
+                         "`uv sync --locked --no-group mxnet-cpu --group mxnet-gpu` its CUDA build; a project "
+                         "of your own names mxnet==1.9.1 among its dependencies")
 
 
 def check_model_name(name: str) -> str:

@@ -53,7 +53,8 @@ SCREENSHOTS = ROOT / "test-output" / "ui"  # ignored by git; the latest run's sc
 # one command, so that the README and this list cannot drift apart unnoticed.
 ADDRESS = re.compile(r"export PREFECT_API_URL=http://SERVER:(?P<port>\d+)/api")  # this test's server instead
 SERVER = re.compile(r"uv run prefect (?P<args>server start --host \S+ --port (?P<port>\d+))")  # the harness's
-NEEDS_A_GPU = ("mxnet-cu112", "worker start --pool gpu-pool", "deployment run lr-finder/nightly-gpu")
+GPU_GROUP = " --no-group mxnet-cpu --group mxnet-gpu"  # the GPU machine's MXNet build, in its every uv command
+NEEDS_A_GPU = (f"uv sync --locked{GPU_GROUP}", "worker start --pool gpu-pool", "deployment run lr-finder/nightly-gpu")
 COMMAND_TIMEOUT, RUN_TIMEOUT = 300, 900
 
 # signal method: a timeout raises inside the test, so the harness still stops everything
@@ -149,6 +150,10 @@ def readme_deployment(tmp_path_factory):
                     exported.update(_exported(command, env))
                     env.update(exported)
                     done.ran.append(command)
+                elif GPU_GROUP in command:  # needs no GPU: run with the CPU build (no 2 GB of CUDA wheels)
+                    cpu = command.replace(GPU_GROUP, "")
+                    _run_as_written(cpu, env, checkout, workers, tmp / "worker.log")
+                    done.not_run[command] = f"with the CPU build: {cpu}"
                 elif SERVER.fullmatch(command):
                     up.enter_context(running_prefect_server(home, port=port, ui=True, extra_env=exported, info=server))
                     done.not_run[command] = "the harness's: prefect " + " ".join(server_args("127.0.0.1", port))
@@ -172,9 +177,12 @@ def test_the_readmes_deployment_commands_run_as_written(readme_deployment):
     print("\n".join(f"{done.seconds[c]:6.1f} s  {c}" for c in done.seconds))
     commands = [c for block in shell_commands(ROOT / "README.md", README_SECTION) for c in block]
     assert len(done.ran) + len(done.not_run) == len(commands) >= 10
-    # what was not run as written: the address, the server (the harness's, same command), the GPU steps
+    # what was not run as written: the address, the server (the harness's, same command), the GPU
+    # steps, and the GPU machine's deploy (run with the CPU build)
     assert sorted(done.not_run) == sorted([c for c in commands if ADDRESS.fullmatch(c) or SERVER.fullmatch(c)
-                                           or any(need in c for need in NEEDS_A_GPU)])
+                                           or GPU_GROUP in c])
+    assert [c for c in done.not_run if done.not_run[c].startswith("with the CPU build")] == [
+        c for c in commands if " prefect deploy --all " in c]
     assert [sum(need in c for c in commands) for need in NEEDS_A_GPU] == [1, 1, 1]
     (address,) = [ADDRESS.fullmatch(c) for c in commands if ADDRESS.fullmatch(c)]
     (server,) = [SERVER.fullmatch(c) for c in commands if SERVER.fullmatch(c)]
@@ -182,10 +190,13 @@ def test_the_readmes_deployment_commands_run_as_written(readme_deployment):
     assert shlex.split(server["args"]) == server_args(shlex.split(server["args"])[3], server["port"])
     # the server got the README's environment: analytics off, the UI's API address (here, this server's)
     assert done.exported == {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": done.api_url}
-    # the GPU worker's command is the CPU one's (which ran) on the GPU pool, keeping the CUDA build
+    # every uv command of the GPU machine keeps the CUDA build; its worker's is the CPU one's
+    # (which ran) on the GPU pool
+    gpu_machine = next(block for block in shell_commands(ROOT / "README.md", README_SECTION) if NEEDS_A_GPU[0] in block)
+    assert all(GPU_GROUP in c for c in gpu_machine[gpu_machine.index(NEEDS_A_GPU[0]):] if " uv " in f" {c}")
     (gpu_worker,) = [c for c in commands if "worker start --pool gpu-pool" in c]
     (cpu_worker,) = [c for c in done.ran if " worker start " in c]
-    assert gpu_worker.replace(" --no-sync", "").replace("gpu-pool", "local-pool") == cpu_worker
+    assert gpu_worker.replace(f" --locked{GPU_GROUP}", "").replace("gpu-pool", "local-pool") == cpu_worker
     # the run, as --watch reported it, and the run folder it wrote in the checkout
     assert "Flow run finished successfully in 'Completed'" in done.watched, done.watched[-3000:]
     assert done.run_dir.parent == done.checkout / "lrf-runs"
