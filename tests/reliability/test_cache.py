@@ -27,12 +27,19 @@ PARAMS = dict(iterations=20, last_k=5, at_once=1, loader_workers=0)
 
 
 @pytest.fixture(scope="module")
-def first(prefect_api, tmp_path_factory):
+def params(local_jobs):
+    """PARAMS on the session's cluster: these runs are about the cache, not about the cluster
+    a run starts for itself (which costs each run about 7 s here)."""
+    return dict(PARAMS, cluster=local_jobs.address)
+
+
+@pytest.fixture(scope="module")
+def first(prefect_api, tmp_path_factory, params):
     """A finished run on the digits: its output root and summary."""
     from flows.lr_finder import lr_finder
 
     root = tmp_path_factory.mktemp("first")
-    return root, lr_finder(**PARAMS, output_root=str(root))
+    return root, lr_finder(**params, output_root=str(root))
 
 
 def _fresh(first, tmp_path: Path) -> Path:
@@ -142,7 +149,7 @@ def _warnings(caplog) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(DAMAGE))
-def test_a_damaged_cache_file_is_set_aside_named_and_computed_again(first, tmp_path, caplog, name):
+def test_a_damaged_cache_file_is_set_aside_named_and_computed_again(first, params, tmp_path, caplog, name):
     from flows.lr_finder import lr_finder
 
     damage, why = DAMAGE[name]
@@ -150,7 +157,7 @@ def test_a_damaged_cache_file_is_set_aside_named_and_computed_again(first, tmp_p
     folder = root / "cache"
     damaged = damage(folder)
     with caplog.at_level(logging.WARNING, logger="lrf.cache"):
-        summary = lr_finder(**PARAMS, output_root=str(root))
+        summary = lr_finder(**params, output_root=str(root))
 
     assert (Path(summary["run_dir"]) / "summary.json").is_file()  # the run completed
     (aside,) = folder.glob(damaged.name + ".corrupt-*")
@@ -164,20 +171,20 @@ def test_a_damaged_cache_file_is_set_aside_named_and_computed_again(first, tmp_p
     assert (Path(summary["run_dir"]) / "init.params").read_bytes() == _one(folder, "init-*.params").read_bytes()
 
 
-def test_a_change_to_a_run_folder_never_reaches_the_cache(first, tmp_path, caplog):
+def test_a_change_to_a_run_folder_never_reaches_the_cache(first, params, tmp_path, caplog):
     from flows.lr_finder import lr_finder
 
     root = _fresh(first, tmp_path)
     cached = _one(root / "cache", "init-*.params")
     before = cached.read_bytes()
-    summary = lr_finder(**PARAMS, output_root=str(root))
+    summary = lr_finder(**params, output_root=str(root))
     in_run = Path(summary["run_dir"]) / "init.params"
     assert in_run.read_bytes() == before and os.stat(in_run).st_ino != os.stat(cached).st_ino
     with open(in_run, "wb") as handle:  # what saving parameters to that path does: rewrite in place
         handle.write(b"the user's own parameters")
     assert cached.read_bytes() == before
     with caplog.at_level(logging.WARNING, logger="lrf.cache"):
-        again = lr_finder(**PARAMS, output_root=str(root))
+        again = lr_finder(**params, output_root=str(root))
     assert _warnings(caplog) == [] and not list((root / "cache").glob("*.corrupt-*"))  # all reused, all sound
     _same_numbers(again, first[1])
 
@@ -203,18 +210,18 @@ REC_PARAMS = dict(model="small-cnn", batch_size=8, loader_workers=0, iterations=
                   max_iter=40, at_once=1)
 
 
-def test_new_data_at_the_same_path_is_new_work(prefect_api, tmp_path, caplog):
+def test_new_data_at_the_same_path_is_new_work(prefect_api, params, tmp_path, caplog):
     from flows.lr_finder import lr_finder
 
     data = tmp_path / "data" / "images.rec"
     data.parent.mkdir()
     _write_rec(data, seed=1)
     root = tmp_path / "runs"
-    old = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(root))
+    old = lr_finder(data=f"rec:{data}", **REC_PARAMS, cluster=params["cluster"], output_root=str(root))
     _write_rec(data, seed=2)  # other images, same path, same size
     with caplog.at_level(logging.WARNING, logger="lrf.cache"):
-        new = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(root))
-    fresh = lr_finder(data=f"rec:{data}", **REC_PARAMS, output_root=str(tmp_path / "fresh"))
+        new = lr_finder(data=f"rec:{data}", **REC_PARAMS, cluster=params["cluster"], output_root=str(root))
+    fresh = lr_finder(data=f"rec:{data}", **REC_PARAMS, cluster=params["cluster"], output_root=str(tmp_path / "fresh"))
 
     assert SweepResult.load(Path(new["run_dir"]) / "sweep.csv").losses != \
         SweepResult.load(Path(old["run_dir"]) / "sweep.csv").losses
