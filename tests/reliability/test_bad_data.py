@@ -149,13 +149,13 @@ def test_lrf_find_exits_2_naming_the_file_and_record_and_writes_nothing(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_flow_fails_the_first_task_that_can_see_it(prefect_api, tmp_path, name):
+def test_the_flow_fails_the_first_task_that_can_see_it(prefect_api, local_jobs, tmp_path, name):
     from flows.lr_finder import lr_finder
 
     data, message, task = _build(name, tmp_path)
     root = tmp_path / "runs"
     state = lr_finder(data=data, model="small-cnn", batch_size=BATCH, loader_workers=0, iterations=4, last_k=2,
-                      candidate_rates=(0.01,), output_root=str(root), return_state=True)
+                      candidate_rates=(0.01,), output_root=str(root), cluster=local_jobs.address, return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception) as error:
         state.result()

@@ -171,11 +171,13 @@ def test_cli_exits_2_naming_option_and_value(tmp_path, capsys, damaged, param, v
 @pytest.mark.slow
 @pytest.mark.parametrize("param, value, message", [row for row in BAD if row[0] not in CLI_ONLY],
                          ids=lambda v: repr(v)[:40])
-def test_flow_fails_first_naming_parameter_and_value(prefect_api, tmp_path, damaged, param, value, message):
+def test_flow_fails_first_naming_parameter_and_value(prefect_api, local_jobs, tmp_path, damaged, param, value,
+                                                     message):
     from flows.lr_finder import lr_finder
 
     root = _value(value, damaged) if param == "output_root" else str(tmp_path / "runs")
-    kwargs = {"output_root": root, param: _value(value, damaged)}
+    # the session's cluster where the cluster is not the bad input: no cluster started per case
+    kwargs = {"output_root": root, "cluster": local_jobs.address, param: _value(value, damaged)}
     state = lr_finder(**kwargs, return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception) as error:
