@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"output folder, must be new or empty (default: {DEFAULT_OUTPUT_ROOT}/find-TIMESTAMP)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     output.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    history = commands.add_parser(
+        "history",
+        help="print the recommendations of the flow's runs so far, and plot their drift",
+        description="Print the history of an output root (one row per completed flow run, newest last) "
+        "and write its drift plot (the recommended rate and the pick over the runs) beside it.",
+        formatter_class=_DefaultsShown,
+    )
+    history.add_argument("--output-root", type=Path, default=Path(DEFAULT_OUTPUT_ROOT),
+                         help="the flow's output root")
+    history.add_argument("--format", default="md", choices=("md", "csv"), help="how to print it")
+    history.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     return parser
 
 
@@ -112,7 +123,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_find(parser, args)
+    return run_history(parser, args) if args.command == "history" else run_find(parser, args)
+
+
+def run_history(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Print the output root's history; write its drift plot there (atomically)."""
+    from lrf import history
+
+    root = args.output_root.expanduser()
+    if root.exists() and not root.is_dir():
+        parser.error(f"argument --output-root: output_root={str(args.output_root)!r} is not a folder")
+    try:
+        rows = history.read_history(root)
+    except history.UnusableHistory as error:
+        print(f"lrf history: {error}; the next run sets it aside and begins a new one", file=sys.stderr)
+        return 1
+    if not rows:
+        print(f"lrf history: no completed flow run in {root} yet (its history is {root / history.HISTORY_FILE})",
+              file=sys.stderr)
+        return 1
+    print(history.as_markdown(rows) if args.format == "md" else history.as_csv(rows), end="")
+    from lrf.plot import plot_history
+
+    try:
+        plot_history(rows, path=root / history.DRIFT_PLOT)
+    except OSError as error:  # a history to read where one cannot write: the table is what was asked
+        print(f"lrf history: no drift plot written: {error}", file=sys.stderr)
+    else:
+        print(f"drift plot: {root / history.DRIFT_PLOT}", file=sys.stderr)
+    return 0
 
 
 def run_find(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

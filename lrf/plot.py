@@ -133,3 +133,36 @@ def plot_candidates(candidates: Sequence, *, pick_lr: float | None = None, recom
     if path is not None:
         save_figure(ax.figure, path)
     return ax
+
+
+def plot_history(rows: Sequence[dict], path: str | os.PathLike | None = None, ax: "Axes | None" = None) -> "Axes":
+    """The drift plot of an output root's history (:mod:`lrf.history` rows, oldest first): the
+    recommended rate and the sweep's pick per run on a log axis, with a dashed line where the
+    set-up or the data changed from the run before."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        ax = Figure(figsize=(7, 4.5), dpi=100).add_subplot()
+    runs = list(range(1, len(rows) + 1))
+    for name, label, style in (("recommended_lr", "recommended", "o-"), ("pick_lr", "sweep's pick", "x--")):
+        points = [(run, row[name]) for run, row in zip(runs, rows) if row[name] is not None and row[name] > 0]
+        if points:
+            ax.plot(*zip(*points), style, label=label)
+    for run, (before, row) in zip(runs[1:], zip(rows, rows[1:])):
+        what = ("set-up" if before["setup_key"] != row["setup_key"]
+                else "data" if before["data_fingerprint"] != row["data_fingerprint"] else None)
+        if what:
+            ax.axvline(run - 0.5, color="tab:grey", linestyle=":", linewidth=1)
+            ax.annotate(f"{what} changed", (run - 0.5, 1), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize="small", color="tab:grey")
+    if any(row[name] for row in rows for name in ("recommended_lr", "pick_lr")):
+        ax.set_yscale("log")
+    ax.set_xticks(runs, [row["time"][:16].replace("T", "\n") for row in rows], fontsize="x-small")
+    ax.set_xlim(0.5, len(rows) + 0.5)
+    ax.set_xlabel("Run")
+    ax.set_ylabel("Learning rate")
+    ax.set_title("Recommended learning rate over the runs of this output root")
+    _legend(ax, "best")
+    if path is not None:
+        save_figure(ax.figure, path)
+    return ax
