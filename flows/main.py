@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  cyclical range (Smith 2017): {bounds['base_lr']:.3g} to {bounds['max_lr']:.3g}")
     for name, file in summary["files"].items():
         print(f"  {name}: {summary['run_dir']}/{file}")
+    runs = summary["history"]
+    if runs["runs"]:
+        print(f"  history: {runs['runs']} run(s) in {runs['file']} (lrf history prints them)")
+    if runs["changed"]:
+        print(f"  changed since the last run of this set-up: {runs['changed']['reason']}")
     return 0
 
 

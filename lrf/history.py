@@ -80,8 +80,7 @@ def history_row(summary: dict, *, fingerprint: str, run_dir: str, flow_run_id: s
     the data's (or recipe's) ``fingerprint``; ``run_dir`` relative to the output root."""
     setup = summary["setup"]
     recommendation = summary["recommendation"]
-    rows = {row["lr"]: row for row in summary["final_losses"]}
-    chosen = rows.get(summary["recommended_lr"], {})
+    chosen = next((row for row in summary["final_losses"] if row["recommended"]), {})
     identity = {k: v for k, v in setup.items() if k not in ("loader_workers",)}
     setup_key = hashlib.sha256(json.dumps([identity, summary["sweep"]["config"], summary["plan"]], sort_keys=True,
                                           default=repr).encode()).hexdigest()[:16]

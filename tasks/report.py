@@ -23,10 +23,10 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
                            selection=selection, plan=plan, execution=execution.__dict__, rungs=rungs,
                            reused=reused or ())
     try:
-        moved, drift_plot = record_history(run_dir, setup, summary)
+        moved, drift_plot, runs = record_history(run_dir, setup, summary)
     except OSError as error:  # the run's answer is complete and written: its history never fails it
         get_run_logger().warning("this run was not added to the history of %s: %s", Path(run_dir).parent, error)
-        moved = drift_plot = None
+        moved = drift_plot = runs = None
     rows = summary["final_losses"]
     recommendation = summary["recommendation"]
     if rows:
@@ -74,14 +74,16 @@ def report(run_dir: str, setup: Setup, init_params: str, results: list[SweepResu
                              description="LR finder run summary with file locations")
     get_run_logger().info("artifacts written to %s; recommended lr %s: %s", run_dir, recommended,
                           recommendation["evidence"])
-    return summary
+    return {**summary, "history": {"file": str(Path(run_dir).parent / history.HISTORY_FILE), "runs": runs,
+                                   "changed": moved.to_dict() if moved else None}}
 
 
-def record_history(run_dir: str, setup: Setup, summary: dict) -> tuple[history.Change | None, Path | None]:
+def record_history(run_dir: str, setup: Setup, summary: dict) -> tuple[history.Change | None, Path | None, int]:
     """Append this completed run to its output root's history, publish that set-up's rows as a
     keyed table artifact (Prefect keeps every version), write the drift plot once there are
     two rows or more, and emit ``lrf.recommendation.changed`` when the recommendation moved
-    or the data changed since the set-up's last run. Returns the change and the plot."""
+    or the data changed since the set-up's last run. Returns the change, the plot and how
+    many runs the history holds."""
     from prefect.events import emit_event
     from prefect.runtime import deployment, flow_run
 
@@ -98,7 +100,10 @@ def record_history(run_dir: str, setup: Setup, summary: dict) -> tuple[history.C
     create_table_artifact(key=history.artifact_key(row["setup_key"]),
                           table=[{k: r[k] for k in history.COLUMNS if k not in ("format", "row_sha256")} for r in same],
                           description=f"History of this set-up's recommendations in {root} (newest last)")
-    drift_plot = plot_history(rows, path=root / history.DRIFT_PLOT) if len(rows) >= 2 else None
+    drift_plot = None
+    if len(rows) >= 2:
+        drift_plot = root / history.DRIFT_PLOT
+        plot_history(rows, path=drift_plot)
     moved = history.change(rows)
     if moved is not None:
         emit_event(event="lrf.recommendation.changed",
@@ -107,7 +112,7 @@ def record_history(run_dir: str, setup: Setup, summary: dict) -> tuple[history.C
                    payload={**moved.to_dict(), "run_dir": str(run_dir), "output_root": str(root)})
         get_run_logger().warning("the recommendation changed since the last run of this set-up: %s (%s -> %s)",
                                  moved.reason, moved.previous_lr, moved.lr)
-    return moved, drift_plot
+    return moved, drift_plot, len(rows)
 
 
 def _lr(value: float | None) -> str:

@@ -4,9 +4,12 @@ writers at once, and ``lrf history``; no framework."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import json
 import logging
-import multiprocessing
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,17 +22,20 @@ from lrf.run import run
 from tests.core.test_run import QuadraticStages
 
 
-def summary_of(tmp: Path, a: float = 1.0, name: str = "run-1", setup: Setup = Setup()) -> dict:
-    """The summary of a real (quadratic) run written into ``tmp/name``; ``a`` scales the
-    curvature, so the right rate moves with 1 / a."""
+@functools.lru_cache(maxsize=None)
+def summary_of(a: float = 1.0, setup: Setup = Setup()) -> dict:
+    """The summary of a real (quadratic) run, written once per module into a folder of its
+    own; ``a`` scales the curvature, so the right rate moves with 1 / a."""
     plan = CandidatePlan(iterations=40, last_k=5)
     outcome = run(QuadraticStages(plan, a=a), plan)
-    return write_report(tmp / name, setup=setup.to_dict(), results=list(outcome.sweeps), selection=outcome.selection,
-                        plan=plan, rungs=[list(r) for r in outcome.rungs])
+    return write_report(Path(tempfile.mkdtemp(prefix="lrf-history-test-")) / "run", setup=setup.to_dict(),
+                        results=list(outcome.sweeps), selection=outcome.selection, plan=plan,
+                        rungs=[list(r) for r in outcome.rungs])
 
 
-def row_of(tmp: Path, a: float = 1.0, name: str = "run-1", fingerprint: str = "f" * 64, **kwargs) -> dict:
-    return history.history_row(summary_of(tmp, a, name, **kwargs), fingerprint=fingerprint, run_dir=name,
+def row_of(tmp: Path, a: float = 1.0, name: str = "run-1", fingerprint: str = "f" * 64,
+           setup: Setup = Setup()) -> dict:
+    return history.history_row(summary_of(a, setup), fingerprint=fingerprint, run_dir=name,
                                flow_run_id="1234", flow_run_name="brave-fox")
 
 
@@ -105,22 +111,21 @@ def test_a_damaged_history_is_set_aside_named_and_the_run_goes_on(tmp_path, capl
     assert str(path) in warning and aside.name in warning and why in warning
 
 
-def _append_many(root: str, start: int, count: int, row: dict) -> None:
-    for number in range(start, start + count):
-        history.append(root, changed(row, run_dir=f"run-{number}"))
+APPEND = """
+import json, sys
+from lrf import history
+root, start, row = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+for number in range(start, start + 100):
+    history.append(root, history._checked({**{k: row[k] for k in history.COLUMNS[:-1]}, "run_dir": f"run-{number}"}))
+"""
 
 
 def test_two_runs_appending_at_once_both_keep_every_row(tmp_path):
-    row = row_of(tmp_path)
-    context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_append_many, args=(str(tmp_path), start, 25, row)) for start in (0, 100)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(120)
-        assert writer.exitcode == 0
+    row = json.dumps(row_of(tmp_path))
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND, str(tmp_path), str(start), row]) for start in (0, 1000)]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
     names = sorted(r["run_dir"] for r in history.read_history(tmp_path))
-    assert names == sorted([f"run-{n}" for n in range(25)] + [f"run-{n}" for n in range(100, 125)])
+    assert names == sorted([f"run-{n}" for n in range(100)] + [f"run-{n}" for n in range(1000, 1100)])
 
 
 def test_lrf_history_prints_the_rows_and_writes_the_drift_plot(tmp_path, capsys):
