@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 
 TERMINATED = 128 + signal.SIGTERM
 _received: list[int] = []  # the stop signals this process's own handlers were given
+_stopping = threading.Event()  # set when a stop signal arrived, whoever's handler ran
+
+
+def stopping() -> bool:
+    """Whether this process was told to stop (SIGTERM or Ctrl-C), even where a framework's
+    handler took the signal: work that fails now failed because of the stop, and must not be
+    retried (a retry would only delay the end)."""
+    return bool(_received) or _stopping.is_set()
 
 
 def raise_if_interrupted() -> None:
@@ -92,6 +100,7 @@ def exit_on_sigterm() -> None:
 def _default_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _received.clear()  # a forked child was given nothing yet
+    _stopping.clear()
 
 
 # --- a run that starts processes: none of them outlives it -----------------------------
@@ -174,6 +183,7 @@ class _Watcher:
             for number in data:
                 if number in (signal.SIGTERM, signal.SIGINT):
                     self.signalled = number
+                    _stopping.set()
                     break
         self.stop_jobs()
 
@@ -211,6 +221,7 @@ class _Watcher:
 
     def stop_leftovers(self) -> None:
         alive = self.started() if self.leftovers is None else [p for p in self.leftovers if _alive(p)]
+        alive = [p for p in alive if not _ends_with_this_process(_argv(p[0]))]
         if alive and threading.current_thread() is threading.main_thread():
             # the interpreter is exiting and waits here for what it started: a signal now (a
             # second SIGTERM or Ctrl-C) must not raise into this exit handler as a traceback
@@ -226,6 +237,13 @@ class _Watcher:
             signal.signal(signal.SIGTERM, now)
             signal.signal(signal.SIGINT, now)
         _end(alive)
+
+
+def _ends_with_this_process(argv: list[str]) -> bool:
+    """multiprocessing's resource tracker (started by a spawned process pool, e.g. a local
+    Dask cluster's) ignores SIGTERM and SIGINT by design and exits when the process that
+    started it does (its pipe closes): waiting for it at the exit would wait for ever."""
+    return any("multiprocessing.resource_tracker" in arg for arg in argv)
 
 
 def _end(procs: list[tuple[int, str]], wait: float = 5.0) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from lrf._signals import stopping
 from lrf.cache import WorkCache
 from lrf.candidates import CandidateResult
 from lrf.cluster import ClusterRef
@@ -11,7 +12,13 @@ from lrf.run import Training
 from tasks._ui import JobWatch
 
 
-@task(name="train-candidate", retries=1, retry_delay_seconds=5,
+def _not_stopping(task, task_run, state) -> bool:
+    """Retry a job lost with its worker, unless the run is stopping: then its workers are
+    being stopped, and a retry (after its delay) would only hold the end back."""
+    return not stopping()
+
+
+@task(name="train-candidate", retries=1, retry_delay_seconds=5, retry_condition_fn=_not_stopping,
       task_run_name="train-candidate-lr-{training.lr:.4g}-to-{training.end}")
 def train_candidate(setup: Setup, init_params: str, training: Training, cache_dir: str, cluster: ClusterRef,
                     slot: int = 0, recompute: bool = False) -> tuple[CandidateResult, str | None]:

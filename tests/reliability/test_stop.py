@@ -341,3 +341,58 @@ def test_a_second_signal_while_exiting_ends_what_it_started_without_a_traceback(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+TRACKED = """
+import multiprocessing, sys, time
+from lrf._signals import stop_started_processes, stopping
+
+def main():
+    with stop_started_processes(grace=30):
+        queue = multiprocessing.get_context("spawn").Queue()  # starts multiprocessing's resource tracker
+        job = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
+        job.start()
+        print("running", stopping(), flush=True)
+        try:
+            while True:
+                time.sleep(0.1)
+        finally:
+            print("stopping", stopping(), flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_stopped_run_does_not_wait_for_the_resource_tracker_that_ends_with_it(tmp_path):
+    """A local cluster's spawned processes start multiprocessing's resource tracker, which
+    ignores SIGTERM and SIGINT by design and exits with the process that started it: the
+    exit must not wait for it (it did, until the grace ran out: 10 s instead of 2 for every
+    stopped lrf-flow). ``stopping()`` says the stop has begun, so no job is retried then."""
+    script = tmp_path / "tracked.py"
+    script.write_text(TRACKED)
+    process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    seen: set = set()
+    try:
+        assert process.stdout.readline().split() == ["running", "False"]
+        time.sleep(1.0)
+        seen = _descendants(process.pid)
+        assert any("resource_tracker" in _cmdline(pid) for pid, _ in seen), [_cmdline(pid) for pid, _ in seen]
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout.readline().split() == ["stopping", "True"]
+        status = process.wait(timeout=40)
+        took = time.monotonic() - sent
+        assert status == 128 + signal.SIGTERM
+        assert took < 4.0, took  # not the exit handler's 5 s wait, nor the 30 s grace
+        time.sleep(0.5)
+        left = {pid for pid, start in seen if _start_time(pid) == start and _alive(pid)}
+        assert not left, [_cmdline(pid) for pid in left]  # the tracker ended with it
+    finally:
+        for pid, start in seen | _descendants(process.pid):
+            if _start_time(pid) == start:
+                _kill(pid)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
