@@ -63,13 +63,16 @@ def test_a_killed_candidate_worker_loses_nothing_its_job_runs_again(prefect_api,
     )
 
 
-def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tmp_path):
+def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tmp_path, dask_cluster):
     from prefect.settings import PREFECT_API_URL
 
+    from lrf import history
+
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    # on the session's cluster: what they share is the output root, not a cluster of their own each
     script = ("from flows.lr_finder import lr_finder; import json, sys; "
               "print(json.dumps(lr_finder(iterations=60, last_k=5, at_once=2, loader_workers=0, "
-              f"output_root={str(tmp_path)!r})['run_dir']))")
+              f"cluster={dask_cluster.address!r}, output_root={str(tmp_path)!r})['run_dir']))")
     runs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=800) for run in runs]
@@ -83,6 +86,7 @@ def test_two_runs_at_once_on_one_output_root_both_complete_apart(prefect_api, tm
     for d in run_dirs:  # nothing of one run in the other's folder, nothing half-written anywhere
         assert {p.name for p in d.iterdir()} >= {"summary.json", "final_losses.csv", "sweep.png", "init.params"}
     assert not [p for p in tmp_path.rglob("*.tmp")]
+    assert sorted(r["run_dir"] for r in history.read_history(tmp_path)) == sorted(d.name for d in run_dirs)
 
 
 def test_a_flow_killed_during_candidate_training_resumes_without_redoing_work(prefect_api, tmp_path):
