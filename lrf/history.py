@@ -74,10 +74,13 @@ class Change:
                 "previous_run": self.previous_run}
 
 
-def history_row(summary: dict, *, fingerprint: str, run_dir: str, flow_run_id: str = "", flow_run_name: str = "",
+def history_row(summary: dict, *, fingerprint: "str | dict", run_dir: str, flow_run_id: str = "", flow_run_name: str = "",
                 deployment: str = "", time: datetime | None = None) -> dict[str, Any]:
     """The row of one completed run, from its ``summary`` (``lrf.report.write_report``) and
-    the data's (or recipe's) ``fingerprint``; ``run_dir`` relative to the output root."""
+    the data's (or recipe's) ``fingerprint`` (a digest, or a record of what identifies a
+    built-in data set, which is hashed); ``run_dir`` relative to the output root."""
+    if not isinstance(fingerprint, str):
+        fingerprint = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=repr).encode()).hexdigest()
     setup = summary["setup"]
     recommendation = summary["recommendation"]
     chosen = next((row for row in summary["final_losses"] if row["recommended"]), {})

@@ -53,6 +53,9 @@ def test_rows_append_and_read_back_as_written(tmp_path):
     assert first["recommended_lr"] is not None and first["setup_key"] == second["setup_key"]
     assert first["measure"] == "holdout_loss" and first["run_dir"] == "run-1" and first["deployment"] is None
     assert not list(tmp_path.glob(".history.csv.*.tmp"))
+    # a built-in data set's record (as lrf.datasets.data_fingerprint gives it) becomes a digest
+    builtin = history.history_row(summary_of(), fingerprint={"source": "digits", "version": 1}, run_dir="run-3")
+    assert len(builtin["data_fingerprint"]) == 64 and set(builtin["data_fingerprint"]) <= set("0123456789abcdef")
 
 
 def test_a_change_is_new_data_or_a_move_beyond_the_factor(tmp_path):
