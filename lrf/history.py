@@ -136,7 +136,7 @@ def append(root: str | os.PathLike, row: dict[str, Any]) -> tuple[list[dict[str,
             log.warning("%s; set aside as %s, a new history begins with this run", error, aside)
             rows = []
         rows = [*rows, row]
-        _io.write_text(path, _csv(rows))
+        _io.write_text(path, as_csv(rows))
     return rows, aside
 
 
@@ -173,10 +173,6 @@ def as_markdown(rows: Sequence[dict[str, Any]]) -> str:
             r["time"], _g(r["recommended_lr"]), _g(r["pick_lr"]), _g(r["spread"]), r["measure"] or "-",
             _g(r["measure_value"]), r["data_fingerprint"][:12], r["setup_key"][:12], r["run_dir"]]) + " |")
     return "\n".join(lines) + "\n"
-
-
-def as_csv(rows: Sequence[dict[str, Any]]) -> str:
-    return _csv(rows)
 
 
 def artifact_key(setup_key: str) -> str:
@@ -225,7 +221,8 @@ def _checked(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "row_sha256": _digest(row)}
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
+def as_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The history as its file holds it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)

@@ -174,6 +174,17 @@ def _kill(pid: int):
         pass
 
 
+def _kill_everything_of(process: subprocess.Popen, seen: set) -> None:
+    """After a test, whatever it left: every process seen below ``process`` (still the same
+    one), whatever is below it now, and its process group."""
+    for pid, start in seen | _descendants(process.pid):
+        if _start_time(pid) == start:
+            _kill(pid)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _cache(root: Path) -> dict[str, int]:
     cache = root / "cache"
     return {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} if cache.is_dir() else {}
@@ -290,12 +301,7 @@ def test_everything_a_stopped_run_started_ends_with_it(tmp_path, case, grace, wi
         assert status == 128 + signal.SIGTERM
         assert took < within, took  # stuck: the grace (+ 2 s from SIGTERM to SIGKILL)
     finally:  # whatever failed: nothing of it stays for the next test
-        for pid, start in seen | _descendants(process.pid):
-            if _start_time(pid) == start:
-                _kill(pid)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _kill_everything_of(process, seen)
 
 
 EXITING = """
@@ -390,9 +396,4 @@ def test_a_stopped_run_does_not_wait_for_the_resource_tracker_that_ends_with_it(
         left = {pid for pid, start in seen if _start_time(pid) == start and _alive(pid)}
         assert not left, [_cmdline(pid) for pid in left]  # the tracker ended with it
     finally:
-        for pid, start in seen | _descendants(process.pid):
-            if _start_time(pid) == start:
-                _kill(pid)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _kill_everything_of(process, seen)
