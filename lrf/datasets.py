@@ -35,7 +35,45 @@ class DataSize:
     num_holdout: int
 
 
+@dataclass(frozen=True)
+class DatasetInfo(DataSize):
+    """A loaded data source: its size (:class:`lrf.datasets.DataSize`, known without
+    loading it), and what loading tells (the same for both splits)."""
+
+    num_classes: int = 0
+    image_shape: tuple[int, int, int] = (0, 0, 0)  # (channels, height, width) as yielded
+
+
 # --- data -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's digits as ``{"train" | "holdout": (N x 1 x 8 x 8 float32 images, float32 labels)}``:
+    a fixed split (seed 0), normalised by the training split's mean and standard deviation;
+    every engine's ``digits`` (read-only arrays, built once per process)."""
+    import numpy as np
+    from sklearn.datasets import load_digits  # heavy import, only when needed
+
+
+    digits = load_digits()
+    images = (digits.images / 16.0)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
+    labels = digits.target.astype(np.float32)
+    order = np.random.RandomState(0).permutation(len(labels))
+    indices = {"train": order[:DIGITS_NUM_TRAIN], "holdout": order[DIGITS_NUM_TRAIN:]}
+    train = images[indices["train"]]
+    mean, std = float(train.mean()), float(train.std())
+    splits = {}
+    for split, index in indices.items():
+        x = ((images[index] - mean) / std).astype(np.float32)
+        y = labels[index]
+        # Cached and shared between calls: make accidental mutation an error.
+        x.setflags(write=False)
+        y.setflags(write=False)
+        splits[split] = (x, y)
+    return splits
+
+
 
 
 def rec_files(path: str) -> tuple[str, str]:

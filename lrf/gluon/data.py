@@ -36,7 +36,6 @@ import math
 import os
 import signal
 import threading
-from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
@@ -44,9 +43,10 @@ from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
 from lrf.config import DataSpec, Setup, parse_data_spec
 from lrf.datacheck import IMAGE_SAMPLE, sample_positions
-from lrf.datasets import (CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, DIGITS_NUM_TRAIN, DataError, DataSize, rec_files,
+from lrf.datasets import (CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, DIGITS_NUM_TRAIN, DataError, DatasetInfo, DataSize,
+                          digits_splits, rec_files,
                           rec_holdout, rec_summary, validate_data_spec)
-from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler, _is_int
+from lrf.sampler import _is_int, seeded_batches
 
 __all__ = [
     "DatasetInfo",
@@ -62,15 +62,6 @@ SPLITS = ("train", "holdout")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 FOLDER_IMAGE_SIZE = 32
-
-
-@dataclass(frozen=True)
-class DatasetInfo(DataSize):
-    """A loaded data source: its size (:class:`lrf.datasets.DataSize`, known without
-    loading it), and what loading tells (the same for both splits)."""
-
-    num_classes: int = 0
-    image_shape: tuple[int, int, int] = (0, 0, 0)  # (channels, height, width) as yielded
 
 
 def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, DatasetInfo]:
@@ -152,31 +143,13 @@ def make_batch_loader(
         raise TypeError(f"loader_workers must be an integer >= 0, got loader_workers={loader_workers!r}")
     if loader_workers < 0:
         raise ValueError(f"loader_workers must be >= 0, got loader_workers={loader_workers!r}")
-    batch_sampler = ContinuousBatchSampler(SeededRandomSampler(size, seed), batch_size)
-    if start:
-        batch_sampler = _Skipping(batch_sampler, start)
+    batch_sampler = seeded_batches(size, batch_size, seed, start)
     # Worker processes only from a process's main thread: MXNet's DataLoader installs a signal
     # handler when it forks them, which Python allows there alone; a job on a Dask worker runs
     # in a thread (and a daemonic process, which may not have children), so there its workers
     # are threads (decoding and augmenting release the GIL; measured in benchmarks/data_pipeline)
     thread_pool = loader_workers > 0 and threading.current_thread() is not threading.main_thread()
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=int(loader_workers), thread_pool=thread_pool)
-
-
-class _Skipping:
-    """An endless batch sampler that starts ``start`` batches into ``inner``'s sequence."""
-
-    def __init__(self, inner: ContinuousBatchSampler, start: int):
-        self._inner, self._start = inner, int(start)
-
-    def __iter__(self):
-        batches = iter(self._inner)
-        for _ in range(self._start):
-            next(batches)
-        return batches
-
-    def __bool__(self) -> bool:
-        return True
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
@@ -233,30 +206,8 @@ def close_loader(loader: DataLoader, timeout: float = 5.0) -> None:
 # -- sources -----------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from sklearn.datasets import load_digits  # heavy import, only when needed
-
-    digits = load_digits()
-    images = (digits.images / 16.0)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
-    labels = digits.target.astype(np.float32)
-    order = np.random.RandomState(0).permutation(len(labels))
-    indices = {"train": order[:DIGITS_NUM_TRAIN], "holdout": order[DIGITS_NUM_TRAIN:]}
-    train = images[indices["train"]]
-    mean, std = float(train.mean()), float(train.std())
-    splits = {}
-    for split, index in indices.items():
-        x = ((images[index] - mean) / std).astype(np.float32)
-        y = labels[index]
-        # Cached and shared between calls: make accidental mutation an error.
-        x.setflags(write=False)
-        y.setflags(write=False)
-        splits[split] = (x, y)
-    return splits
-
-
 def _load_digits(spec: DataSpec, split: str) -> tuple[Dataset, DatasetInfo]:
-    splits = _digits_splits()
+    splits = digits_splits()
     info = DatasetInfo(
         num_classes=10,
         image_shape=tuple(splits["train"][0].shape[1:]),

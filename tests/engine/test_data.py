@@ -10,7 +10,8 @@ import pytest
 from PIL import Image  # installed with matplotlib, a project dependency
 
 from lrf.config import DataSpec, parse_data_spec
-from lrf.gluon.data import _digits_splits, close_loader, load_dataset, make_batch_loader, make_eval_loader
+from lrf.datasets import digits_splits as _digits_splits
+from lrf.gluon.data import close_loader, load_dataset, make_batch_loader, make_eval_loader
 from lrf.datasets import validate_data_spec
 
 

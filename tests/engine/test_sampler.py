@@ -7,7 +7,7 @@ import pytest
 from mxnet.gluon.data import ArrayDataset, DataLoader, RandomSampler, SequentialSampler
 
 from lrf.gluon.data import close_loader
-from lrf.gluon.sampler import ContinuousBatchSampler, SeededRandomSampler
+from lrf.sampler import ContinuousBatchSampler, SeededRandomSampler
 
 
 def take(sampler, count):

@@ -1,4 +1,4 @@
-"""Endless, reproducible batch sampling for the LR range test (SPEC §3).
+"""Endless, reproducible batch sampling for the LR range test (SPEC §3), for every engine.
 
 The sweep may need more iterations than one epoch holds, so the batch stream
 must never stop. :class:`ContinuousBatchSampler` walks a wrapped sampler pass
@@ -7,6 +7,10 @@ is dropped, no batch is short, StopIteration is never raised.
 :class:`SeededRandomSampler` gives each pass a fresh random order drawn from
 its own random state, so the batch sequence depends on the seed alone (not on
 the global NumPy state that Gluon's ``RandomSampler`` uses).
+
+Framework-free (plain iterables of ints), so every engine draws the same batch order
+from the same seed: Gluon's and PyTorch's ``DataLoader`` both take them as their
+``batch_sampler``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ import numbers
 from collections.abc import Iterator
 
 import numpy as np
-from mxnet.gluon.data import Sampler
 
-__all__ = ["ContinuousBatchSampler", "SeededRandomSampler"]
+__all__ = ["ContinuousBatchSampler", "SeededRandomSampler", "seeded_batches"]
 
 
 def _is_int(value: object) -> bool:
@@ -25,7 +28,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-class SeededRandomSampler(Sampler):
+class SeededRandomSampler:
     """Samples ``[0, length)`` in a fresh random order on every pass.
 
     Unlike Gluon's ``RandomSampler`` (which shuffles with the global
@@ -72,7 +75,7 @@ class SeededRandomSampler(Sampler):
         return f"SeededRandomSampler(length={self._length}, seed={self._seed})"
 
 
-class ContinuousBatchSampler(Sampler):
+class ContinuousBatchSampler:
     """Endless batch sampler: batches of exactly ``batch_size`` indices, forever.
 
     Walks ``sampler`` pass after pass (a fresh ``iter(sampler)`` per pass, so a
@@ -82,14 +85,14 @@ class ContinuousBatchSampler(Sampler):
     and iteration never ends. A ``batch_size`` larger than ``len(sampler)`` is
     allowed; such a batch then spans passes and may repeat an index.
 
-    Use it as the ``batch_sampler`` of a Gluon ``DataLoader``. It has no
+    Use it as the ``batch_sampler`` of a Gluon or PyTorch ``DataLoader``. It has no
     length: ``len()`` raises TypeError. MXNet 1.9.1's ``DataLoader`` never
     calls ``len()`` on its batch sampler while iterating (only its own
-    ``__len__`` does), with ``num_workers=0`` or ``> 0``.
+    ``__len__`` does), with ``num_workers=0`` or ``> 0``; nor does PyTorch's.
 
     Args:
-        sampler: any Gluon sampler (an iterable of indices with a length),
-            e.g. ``SeededRandomSampler(n, seed)`` or ``RandomSampler(n)``.
+        sampler: an iterable of indices, best with a length (any Gluon or PyTorch
+            sampler), e.g. ``SeededRandomSampler(n, seed)`` or ``range(n)``.
         batch_size: number of indices per batch, a positive integer.
 
     Raises:
@@ -99,13 +102,12 @@ class ContinuousBatchSampler(Sampler):
             during iteration if a pass of ``sampler`` yields nothing).
 
     Example:
-        >>> from mxnet.gluon.data import SequentialSampler
-        >>> it = iter(ContinuousBatchSampler(SequentialSampler(5), 3))
+        >>> it = iter(ContinuousBatchSampler(range(5), 3))
         >>> [next(it) for _ in range(3)]
         [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
     """
 
-    def __init__(self, sampler: Sampler, batch_size: int) -> None:
+    def __init__(self, sampler, batch_size: int) -> None:
         if not _is_int(batch_size):
             raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
         if batch_size < 1:
@@ -154,3 +156,34 @@ class ContinuousBatchSampler(Sampler):
 
     def __repr__(self) -> str:
         return f"ContinuousBatchSampler({self._sampler!r}, batch_size={self._batch_size})"
+
+
+def seeded_batches(length: int, batch_size: int, seed: int, start: int = 0):
+    """The endless batch order of the finder (SPEC §3): batches of ``batch_size`` indices of
+    ``[0, length)``, each pass shuffled from ``seed``, beginning with batch number ``start``
+    (a training that goes on from a saved state sees the batches it would have seen had it
+    never stopped; skipped batches are drawn as indices only). Every engine's loader takes
+    it as its ``batch_sampler``: the same seed gives every engine the same batches.
+
+    >>> it = iter(seeded_batches(5, 2, seed=0, start=1))
+    >>> next(it) == next(iter(seeded_batches(5, 2, seed=0)))
+    False
+    """
+    batches = ContinuousBatchSampler(SeededRandomSampler(length, seed), batch_size)
+    return _Skipping(batches, start) if start else batches
+
+
+class _Skipping:
+    """An endless batch sampler that starts ``start`` batches into ``inner``'s sequence."""
+
+    def __init__(self, inner: ContinuousBatchSampler, start: int):
+        self._inner, self._start = inner, int(start)
+
+    def __iter__(self):
+        batches = iter(self._inner)
+        for _ in range(self._start):
+            next(batches)
+        return batches
+
+    def __bool__(self) -> bool:
+        return True

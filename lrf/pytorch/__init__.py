@@ -1,0 +1,1 @@
+"""The PyTorch engine (engine="torch"): :mod:`lrf.pytorch.engine` is what :mod:`lrf.engine` asks of it."""
