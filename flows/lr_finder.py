@@ -17,7 +17,7 @@ from lrf.config import (DEVICE_PATTERN, PLANS, SCHEDULES, CandidatePlan, Setup, 
                         engine_names, rule_names)
 from lrf.cluster import job_cluster
 from lrf.execution import CLUSTER_PATTERN, Execution
-from lrf.gluon.engine import OPTIMIZERS
+from lrf.engine import optimizer_names
 from lrf.jobs import warm_up
 from lrf.recipe import RECIPE_PATTERN
 from lrf.run import run
@@ -36,7 +36,7 @@ from tasks.stages import TaskStages
 Positive = Field(gt=0)
 
 
-OPTIMIZER_NAMES = tuple(OPTIMIZERS)  # the engines' optimizers (MXNet's registry, read without MXNet)
+OPTIMIZER_NAMES = optimizer_names()  # every engine's optimizers (their tables, read without a framework)
 
 
 def Limits(cls: type, name: str):  # noqa: N802 (reads as a type's annotation)
@@ -97,15 +97,16 @@ def lr_finder(
             cifar10:ROOT (downloads), rec:PATH/train.rec (indexed RecordIO; its held-out
             split is the sibling with test for train), folder:PATH (one sub-folder per class);
             empty: digits, or the recipe's own data with a recipe.
-        model: small-cnn or a Gluon model-zoo name such as resnet18_v2; empty: small-cnn
-            for digits, resnet18_v2 otherwise.
+        model: small-cnn or a model-zoo name (Gluon's such as resnet18_v2, torchvision's such as
+            resnet18); empty: small-cnn for digits, the engine's ResNet-18 otherwise.
         device: cpu, gpu, gpu:N, a list of GPUs gpu:0,gpu:2, or gpu:all: candidates are
             placed one per device (round-robin), the sweep on the first.
         batch_size: Samples per training iteration.
         seed: Seeds the initial weights and the batch order (every candidate sees the same
             batches).
         loader_workers: Data-loader processes (threads on a Dask worker); empty: one per CPU core.
-        engine: The training framework (mxnet, the reference).
+        engine: The training framework: mxnet (the reference) or torch (PyTorch, for GPUs
+            of compute capability 7.5 and newer; lrf's optional extra torch).
         optimizer: The optimizer the sweep and every candidate train with (sgd: plain SGD,
             the reference).
         optimizer_params: Its arguments other than the learning rate, e.g. momentum 0.9 and

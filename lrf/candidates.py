@@ -1,7 +1,7 @@
 """The candidates that check a pick (SPEC §7): their rates, their results, the recommendation.
 
 Framework-free: the training itself is the engine's
-(:func:`lrf.gluon.experiment.train_at_rate`); this module turns a suggestion into
+(:func:`lrf.training.train_at_rate`); this module turns a suggestion into
 candidate rates, and candidate results into a ranked table and a *recommended*
 rate: the candidate that did best on a held-out measure, with the evidence in one
 sentence. The plan (rule, multipliers or rates, budget) is

@@ -37,6 +37,8 @@ _DEVICE = re.compile(r"^(cpu|gpu)(?::(\d+))?$")  # one device name
 DEFAULT_DATA = "digits"  # offline: ships inside scikit-learn's wheel
 SMALL_CNN = "small-cnn"  # for the offline digits
 REFERENCE_MODEL = "resnet18_v2"  # SPEC §3: the pre-activation ResNet-18 of the Gluon model zoo
+# each engine's ResNet-18, for data other than digits: torchvision's is the original (v1)
+REFERENCE_MODELS = {"mxnet": REFERENCE_MODEL, "torch": "resnet18"}
 
 
 @dataclass(frozen=True)
@@ -201,9 +203,10 @@ def _plain_value(text: str) -> Any:
     return text
 
 
-def default_model(spec: DataSpec) -> str:
-    """The small CNN for the offline digits, the reference ResNet-18 v2 for the rest."""
-    return SMALL_CNN if spec.source == "digits" else REFERENCE_MODEL
+def default_model(spec: DataSpec, engine: str) -> str:
+    """The small CNN for the offline digits, the engine's ResNet-18 for the rest (MXNet's:
+    the reference ResNet-18 v2)."""
+    return SMALL_CNN if spec.source == "digits" else REFERENCE_MODELS[engine]
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ class Setup:
         object.__setattr__(self, "_data_spec", None if self.data is None else parse_data_spec(self.data))
         object.__setattr__(self, "_devices", parse_devices(self.device))
         if self.model is None and self.recipe is None:
-            object.__setattr__(self, "model", default_model(self.data_spec))
+            object.__setattr__(self, "model", default_model(self.data_spec, self.engine))
         elif self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ValueError(f"model must be a model name, got model={self.model!r}")
         check_bounds(self)

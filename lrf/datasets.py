@@ -25,6 +25,10 @@ from lrf.datacheck import (  # noqa: F401  (DataError, IMAGE_EXTENSIONS: part of
 
 DIGITS_NUM_TRAIN, DIGITS_NUM_HOLDOUT = 1500, 297  # of scikit-learn's 1797 digits
 CIFAR10_NUM_TRAIN, CIFAR10_NUM_HOLDOUT = 50_000, 10_000
+# every engine's image normalisation (SPEC §3): CIFAR-10's per-channel statistics, for any image data
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+FOLDER_IMAGE_SIZE = 32  # folder images are resized to FOLDER_IMAGE_SIZE x FOLDER_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class DatasetInfo(DataSize):
 
 
 @functools.lru_cache(maxsize=1)
-def digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def digits_splits() -> dict:
     """scikit-learn's digits as ``{"train" | "holdout": (N x 1 x 8 x 8 float32 images, float32 labels)}``:
     a fixed split (seed 0), normalised by the training split's mean and standard deviation;
     every engine's ``digits`` (read-only arrays, built once per process)."""

@@ -4,7 +4,7 @@ An engine is a module (MXNet's: :mod:`lrf.gluon.engine`) that imports its framew
 only inside the functions that train, so that an orchestrating process can ask
 it the entry checks without paying for the framework. It provides:
 
-- ``NAME``; ``check_model_name(name)``; ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
+- ``NAME``; ``check_model_name(name)``; ``check_data_source(source, data)`` (the sources it reads); ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
   devices it could use here); ``GPU_CODE`` (:class:`lrf.gpus.Architectures`), ``GPU_CODE_OF`` and
   ``NO_GPU_CODE_HINT`` (the GPUs its build can run on, refused otherwise before any work); ``check_init_params(path)`` and
   ``check_fits(path, fresh, what)`` (a user's saved parameters, read without the
@@ -32,7 +32,7 @@ from types import ModuleType
 from lrf.config import ALL_GPUS, DeviceSpec, Setup
 from lrf.datasets import DataSize, resolve_data_spec, validate_data_spec
 
-ENGINES = {"mxnet": "lrf.gluon.engine"}  # engine name -> its module
+ENGINES = {"mxnet": "lrf.gluon.engine", "torch": "lrf.pytorch.engine"}  # engine name -> its module
 DEFAULT_ENGINE = Setup.engine
 
 
@@ -41,6 +41,11 @@ def engine_for(name: str = DEFAULT_ENGINE) -> ModuleType:
     if name not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(sorted(ENGINES))}, got engine={name!r}")
     return importlib.import_module(ENGINES[name])
+
+
+def optimizer_names() -> tuple[str, ...]:
+    """Every optimizer name some engine has (a flow's choices; each engine checks its own)."""
+    return tuple(sorted({name for engine in ENGINES for name in engine_for(engine).OPTIMIZERS}))
 
 
 def resolve_devices(text: str, visible: int, hint: str = "") -> str:
@@ -95,6 +100,7 @@ def prepare_setup(setup: Setup, engine: ModuleType | None = None) -> tuple[Setup
     engine.check_installed()
     if setup.recipe is None:
         engine.check_model_name(setup.model)
+        engine.check_data_source(setup.data_spec.source, setup.data)
     engine.check_optimizer(setup.optimizer, setup.optimizer_params)
     visible = engine.visible_gpus() if "gpu" in setup.device else 0
     setup = replace(setup, device=resolve_devices(setup.device, visible, engine.NO_GPU_HINT))

@@ -123,3 +123,16 @@ def check_runs_on(device_indices: Sequence[int], device_text: str, gpus: Sequenc
 
 def cuda_visible_devices() -> str | None:
     return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def driver_gpu_count() -> int:
+    """The NVIDIA driver's GPUs, as many as ``CUDA_VISIBLE_DEVICES`` lets through, read from
+    ``/proc`` (no CUDA library loaded): what an engine's CUDA build could use here."""
+    try:
+        count = len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        count = 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = min(count, len([d for d in visible.split(",") if d.strip()]))
+    return count

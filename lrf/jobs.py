@@ -109,7 +109,7 @@ def candidate_job(setup: Setup, init_params: str | os.PathLike, lr: float, cache
     saved state (None unless ``saves_state`` and it did not diverge).
 
     ``start`` and ``resume_from`` go on from a training's state (see
-    :func:`lrf.gluon.experiment.train_at_rate`); the state is written before the result,
+    :func:`lrf.training.train_at_rate`); the state is written before the result,
     which records its SHA-256 (a cached result whose state is gone or damaged is not used).
     """
     work = candidate_work(setup, init_params, lr, iterations, last_k, start, resume_from, saves_state)

@@ -56,7 +56,8 @@ class Recipe:
         train: the training data set: a length, and ``dataset[i] -> (input, label)``.
         holdout: the held-out data set the candidates are judged on; None: they are
             judged by the mean of their last k training losses (the summary says so).
-        initializer: the initialiser (None: the engine's default, Xavier).
+        initializer: the initialiser (None: the engine's default: Xavier in MXNet, each module's own
+            ``reset_parameters`` in PyTorch, where it is a function applied to every module).
         input_shape: one input's shape, to give the network its shapes (None: the shape
             of the training set's first input).
     """
@@ -190,3 +191,28 @@ def _file_or_folder_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+
+
+def recipe_info(recipe: Recipe, name: str | None):
+    """The sizes of the recipe's splits and one input's shape (:class:`lrf.datasets.DatasetInfo`);
+    ``name`` is the recipe's import path (None: the engine's built-in one), for the message."""
+    from lrf.datasets import DatasetInfo
+
+    shape = recipe.input_shape
+    if shape is None:
+        try:
+            shape = recipe.train[0][0].shape
+        except ValueError:
+            raise
+        except Exception as error:  # the user's data set: whatever it raises, say where
+            raise RecipeError(f"recipe={name!r}: its train set's first item cannot be read as (input, label): "
+                             f"{type(error).__name__}: {error}") from None
+    return DatasetInfo(num_train=len(recipe.train), num_holdout=0 if recipe.holdout is None else len(recipe.holdout),
+                       image_shape=tuple(shape))
+
+
+def check_batch_fits(setup, info) -> None:
+    """Raise ValueError naming ``batch_size`` if it exceeds the recipe's training samples."""
+    if setup.batch_size > info.num_train:
+        raise ValueError(f"batch_size must be at most the {info.num_train} training samples of the data, "
+                         f"got batch_size={setup.batch_size} (recipe={setup.recipe!r})")

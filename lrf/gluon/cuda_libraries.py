@@ -7,7 +7,8 @@ by its path, globally and in dependency order, before ``import mxnet`` lets the 
 linker satisfy ``libmxnet.so``'s needs with them (it matches a loaded library by its
 soname), with no ``LD_LIBRARY_PATH`` set by hand: :mod:`lrf.gluon` does it on import, so
 every process that runs MXNet through lrf (the CLI, a flow's job processes, Dask workers)
-does it before its first MXNet import. The CPU build needs none of them: nothing is loaded.
+does it before its first MXNet import. The CPU build needs none of them: nothing is loaded (nor
+where NVIDIA's wheels are another framework's, torch's).
 
 ``python -m lrf.gluon`` says what was found and whether ``libmxnet.so``
 then loads (on a machine without NVIDIA's driver, only ``libcuda.so.1`` is missing).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import sys
+from importlib import metadata
 from pathlib import Path
 
 # (package folder under nvidia/, soname), in the order they need each other: what
@@ -47,6 +49,11 @@ def nvidia_root() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def cuda_build_installed() -> bool:
+    """Whether the MXNet installed here is a CUDA build (``mxnet-cuNNN``; the CPU build is ``mxnet``)."""
+    return any((dist.metadata["Name"] or "").lower().startswith("mxnet-cu") for dist in metadata.distributions())
+
+
 def make_findable() -> dict[str, str]:
     """Load the CUDA libraries of NVIDIA's wheels installed here (see the module's text),
     once per process; return ``{soname: path}`` of those loaded. None installed (the CPU
@@ -54,7 +61,9 @@ def make_findable() -> dict[str, str]:
     if _loaded or "mxnet" in sys.modules:  # done, or too late to matter
         return dict(_loaded)
     root = nvidia_root()
-    if root is None:
+    # NVIDIA's wheels may be another framework's (torch's CUDA 13 libnccl.so.2 has the same
+    # soname as CUDA 11's): the CPU build of MXNet loads none of them
+    if root is None or not cuda_build_installed():
         return {}
     for folder, soname in LIBRARIES:
         path = root / folder / "lib" / soname
@@ -70,7 +79,10 @@ def make_findable() -> dict[str, str]:
 def main() -> int:
     loaded = make_findable()
     root = nvidia_root()
-    print(f"NVIDIA wheels: {root if root else 'none installed (the CPU build needs none)'}")
+    if not cuda_build_installed():
+        print("MXNet's CPU build: it needs no CUDA library, none is loaded")
+    else:
+        print(f"NVIDIA wheels: {root if root else 'none installed'}")
     for folder, soname in LIBRARIES:
         print(f"  {soname:22} {loaded.get(soname, 'not loaded')}")
     spec = importlib.util.find_spec("mxnet")

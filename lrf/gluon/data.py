@@ -43,8 +43,7 @@ from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 
 from lrf.config import DataSpec, Setup, parse_data_spec
 from lrf.datacheck import IMAGE_SAMPLE, sample_positions
-from lrf.datasets import (CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, DIGITS_NUM_TRAIN, DataError, DatasetInfo, DataSize,
-                          digits_splits, rec_files,
+from lrf.datasets import (CIFAR10_MEAN, CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, CIFAR10_STD, FOLDER_IMAGE_SIZE, DataError, DatasetInfo, digits_splits, rec_files,
                           rec_holdout, rec_summary, validate_data_spec)
 from lrf.sampler import _is_int, seeded_batches
 
@@ -59,9 +58,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "holdout")
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2023, 0.1994, 0.2010)
-FOLDER_IMAGE_SIZE = 32
 
 
 def load_dataset(spec: DataSpec | str, split: str = "train") -> tuple[Dataset, DatasetInfo]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from importlib import metadata
 
-from lrf.config import REFERENCE_MODEL, SMALL_CNN, Setup, SweepConfig
-from lrf.gpus import Architectures
+from lrf.config import REFERENCE_MODEL, SMALL_CNN, Setup
+from lrf.gpus import Architectures, driver_gpu_count
+from lrf.gluon.cuda_libraries import cuda_build_installed
 from lrf.gluon.params_file import check_fits, check_init_params  # noqa: F401  (part of the engine interface)
+from lrf.optimizers import check_in_table
+from lrf.training import engine_jobs
 
 NAME = "mxnet"
 NO_GPU_HINT = " (this MXNet is the CPU build, or CUDA sees no GPU)"
@@ -24,7 +26,8 @@ NO_GPU_HINT = " (this MXNet is the CPU build, or CUDA sees no GPU)"
 # code to run: every kernel would fail with "no kernel image is available".
 GPU_CODE = Architectures(cubins=((5, 0), (6, 0), (7, 0), (8, 0), (8, 6)))
 GPU_CODE_OF = "MXNet 1.9.1's CUDA build (its last release)"
-NO_GPU_CODE_HINT = "run on the CPU (device='cpu') or on a GPU of compute capability 5.0 to 8.9"
+NO_GPU_CODE_HINT = ("run on the CPU (device='cpu') or on a GPU of compute capability 5.0 to 8.9, or use the torch "
+                    "engine (engine='torch', lrf's extra `torch`), whose build runs on 7.5 to 12.x")
 
 # the names mxnet 1.9.1's vision.get_model accepts (it keeps them in a local dict)
 ZOO_MODELS = (
@@ -72,23 +75,7 @@ def check_optimizer(name: str, params: dict | None) -> None:
     """Raise ValueError/TypeError naming ``optimizer`` or ``optimizer_params`` and the value
     unless MXNet has optimizer ``name`` and it takes every argument of ``params``, each of
     the right type and in range (momentum and the betas in [0, 1), wd >= 0, epsilon > 0, ...)."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of MXNet's: {', '.join(sorted(OPTIMIZERS))}; got optimizer={name!r}")
-    takes = OPTIMIZERS[name] + OPTIMIZER_COMMON
-    for key, value in (params or {}).items():
-        shown = f"optimizer_params={{{key!r}: {value!r}}}"
-        if key not in takes:
-            raise ValueError(f"{shown}: optimizer={name!r} takes {', '.join(takes)}")
-        if key in OPTIMIZER_FLAGS:
-            if not isinstance(value, bool):
-                raise TypeError(f"{shown}: {key} is true or false")
-        elif key in OPTIMIZER_RANGES:
-            low, high, closed = OPTIMIZER_RANGES[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{shown}: {key} is a number")
-            if value < low or value > high or (value == high and not closed):
-                bound = f"in [{low:g}, {high:g})" if high != float("inf") else (f">= {low:g}" if low == 0 else "> 0")
-                raise ValueError(f"{shown}: {key} must be {bound}")
+    check_in_table(name, params, OPTIMIZERS, OPTIMIZER_COMMON, OPTIMIZER_RANGES, OPTIMIZER_FLAGS, "MXNet's")
 
 
 def model_names() -> list[str]:
@@ -118,16 +105,11 @@ def visible_gpus() -> int:
     """GPUs MXNet could use here, without importing it: none with the CPU build of MXNet
     (the ``mxnet`` package; CUDA builds are ``mxnet-cuNNN``), else the NVIDIA driver's
     GPUs, as many as ``CUDA_VISIBLE_DEVICES`` lets through."""
-    if not any((dist.metadata["Name"] or "").lower().startswith("mxnet-cu") for dist in metadata.distributions()):
-        return 0
-    try:
-        count = len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        count = 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        count = min(count, len([d for d in visible.split(",") if d.strip()]))
-    return count
+    return driver_gpu_count() if cuda_build_installed() else 0
+
+
+def check_data_source(source: str, data: str) -> None:
+    """MXNet reads every data source lrf knows."""
 
 
 def open_learner(setup: Setup, init_params: str | os.PathLike | None = None):
@@ -142,48 +124,5 @@ def warm_up() -> None:
     import lrf.gluon.experiment  # noqa: F401  (mxnet, and scikit-learn through mxnet.model)
 
 
-# --- the jobs, where they were placed ---------------------------------------------------
-
-
-def _initialise(setup: Setup, args: dict, paths: dict, folder: str, say):
-    from lrf.gluon.experiment import build_network
-    from lrf.gluon.models import save_parameters
-
-    net, _, info, _ = build_network(setup)  # both splits: a download (cifar10) happens here
-    params = os.path.join(folder, "init.params")
-    save_parameters(net, params)
-    say(f"initialised {setup.network} for inputs of shape {info.image_shape} (seed {setup.seed})")
-    return None, {"params": params}
-
-
-def _sweep(setup: Setup, args: dict, paths: dict, folder: str, say):
-    from lrf.gluon.experiment import run_sweep
-
-    every = args["report_every"]
-    config = SweepConfig.from_dict(args["config"])
-    total = max(1, config.expected_iterations())  # an upper bound: divergence usually ends it sooner
-
-    def progress(p) -> None:
-        say.done((p.iteration + 1) / total)
-        if p.iteration % every == 0:
-            say(f"iteration {p.iteration} lr={p.lr:.4g} loss={p.loss:.4f} smoothed_loss={p.smoothed_loss:.4f}")
-
-    result = run_sweep(setup, config, init_params=paths["init_params"], progress=progress)
-    say.done(1.0)
-    say(f"sweep: {len(result)} iterations, stopped: {result.stop_reason.value} at lr={result.lrs[-1]:.4g}")
-    return result.to_json(), {}
-
-
-def _candidate(setup: Setup, args: dict, paths: dict, folder: str, say):
-    from lrf.gluon.experiment import train_at_rate
-
-    state = os.path.join(folder, "state.params") if args["saves_state"] else None
-    total = max(1, args["iterations"])
-    result = train_at_rate(setup, paths["init_params"], args["lr"], args["iterations"], args["last_k"], report=say,
-                           start=args["start"], resume_from=paths.get("resume_from"), state_out=state,
-                           progress=lambda count: say.done(count / total))
-    files = {"state": state} if state is not None and not result.diverged else {}
-    return result.to_json(), files
-
-
-JOBS = {"init": _initialise, "sweep": _sweep, "candidate": _candidate}
+# the jobs, where they were placed: lrf's loops over this engine's experiment
+JOBS = engine_jobs("lrf.gluon.experiment")

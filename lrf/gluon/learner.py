@@ -126,6 +126,22 @@ class GluonLearner:
         params = {name: arrays[key] for name, key in zip(names, stored)}
         self.restore((params, arrays["trainer_states"].asnumpy().tobytes()))
 
+    def evaluate(self, dataset, batch_size: int) -> tuple[float, float | None]:
+        """Mean loss and accuracy of the network on ``dataset``, in inference mode (accuracy:
+        None unless the outputs are class scores and the labels classes)."""
+        from lrf.gluon.data import make_eval_loader
+
+        total_loss, correct, count, classes = 0.0, 0, 0, True
+        for data, label in make_eval_loader(dataset, batch_size):
+            data, label = data.as_in_context(self.ctx), label.as_in_context(self.ctx)
+            output = self.net(data)
+            total_loss += float(self.loss(output, label).sum().asscalar())
+            classes = classes and output.ndim == 2 and label.ndim == 1
+            if classes:
+                correct += int((output.argmax(axis=1) == label.astype(output.dtype)).sum().asscalar())
+            count += data.shape[0]
+        return total_loss / count, correct / count if classes else None
+
     def close(self) -> None:
         """Stop the batch stream's worker processes (if any)."""
         from lrf.gluon.data import close_loader

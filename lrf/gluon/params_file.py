@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from pathlib import Path
+
+from lrf.params_layout import Layout, check_file, compare_layouts, show_shapes
 
 LIST_MAGIC = 0x112
 ARRAY_MAGICS = {0xF993FAC8: 1, 0xF993FAC9: 2, 0xF993FACA: 3}  # NDARRAY_V1/V2/V3_MAGIC
@@ -27,8 +28,6 @@ DTYPES = {0: ("float32", 4), 1: ("float64", 8), 2: ("float16", 2), 3: ("uint8", 
           5: ("int8", 1), 6: ("int64", 8), 7: ("bool", 1), 8: ("int16", 2), 9: ("uint16", 2),
           10: ("uint32", 4), 11: ("uint64", 8), 12: ("bfloat16", 2)}
 SPARSE_AUX = {1: 1, 2: 2}  # storage type -> index arrays: row_sparse has one, csr two
-
-Layout = dict[str, tuple[tuple[int, ...], str]]  # name -> (shape, dtype)
 
 
 class _Reader:
@@ -131,19 +130,7 @@ def check_init_params(value: str | os.PathLike | None) -> str | None:
         ValueError: naming ``init_params`` and the value: missing, not a file (a
             folder), unreadable, or no MXNet parameter file.
     """
-    if value is None:
-        return None
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise ValueError(f"init_params must be the path of a parameter file, got init_params={value!r}")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        why = "is a folder" if path.is_dir() else "does not exist"
-        raise ValueError(f"init_params={str(value)!r} is not a file: it {why}")
-    try:
-        read_layout(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"init_params={str(value)!r} cannot be used: {error}") from None
-    return str(value)
+    return check_file(value, read_layout)
 
 
 def check_fits(value: str | os.PathLike, reference: str | os.PathLike, model: str = "the model") -> None:
@@ -157,22 +144,6 @@ def check_fits(value: str | os.PathLike, reference: str | os.PathLike, model: st
         if given_shapes != wanted_shapes:
             extra, missing = given_shapes - wanted_shapes, wanted_shapes - given_shapes
             raise ValueError(f"init_params={str(value)!r} does not fit {model}: the file lacks arrays of shape "
-                             f"{_shapes(missing)}; its arrays of shape {_shapes(extra)} are not in {model}")
+                             f"{show_shapes(missing)}; its arrays of shape {show_shapes(extra)} are not in {model}")
         return
-    problems = [f"the file lacks {name} {_show(wanted[name])}" for name in wanted if name not in given]
-    problems += [f"{name} is {_show(given[name])} in the file, {_show(wanted[name])} in {model}"
-                 for name in wanted if name in given and given[name] != wanted[name]]
-    problems += [f"the file's {name} is not in {model}" for name in given if name not in wanted]
-    if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ValueError(f"init_params={str(value)!r} does not fit {model} (the file holds {len(given)} arrays, "
-                         f"{model} has {len(wanted)}): {shown}")
-
-
-def _show(entry: tuple[tuple[int, ...], str]) -> str:
-    shape, dtype = entry
-    return f"{shape} {dtype}"
-
-
-def _shapes(counter: Counter) -> str:
-    return ", ".join(_show(entry) for entry in list(counter)[:3]) or "none"
+    compare_layouts(value, given, wanted, model)
