@@ -4,7 +4,7 @@ An engine is a module (MXNet's: :mod:`lrf.gluon.engine`) that imports its framew
 only inside the functions that train, so that an orchestrating process can ask
 it the entry checks without paying for the framework. It provides:
 
-- ``NAME``; ``check_model_name(name)``; ``check_data_source(source, data)`` (the sources it reads); ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
+- ``NAME``; ``PARAMS_SUFFIX`` (its parameter files' suffix); ``check_model_name(name)``; ``check_data_source(source, data)`` (the sources it reads); ``check_optimizer(name, params)``; ``visible_gpus()`` and ``NO_GPU_HINT`` (the
   devices it could use here); ``GPU_CODE`` (:class:`lrf.gpus.Architectures`), ``GPU_CODE_OF`` and
   ``NO_GPU_CODE_HINT`` (the GPUs its build can run on, refused otherwise before any work); ``check_init_params(path)`` and
   ``check_fits(path, fresh, what)`` (a user's saved parameters, read without the

@@ -69,7 +69,7 @@ def init_job(setup: Setup, cache: WorkCache, *, executor: Executor, slot: int = 
     ``cache`` (with the record of that work in their sidecar, :func:`lrf.cache.sidecar`).
     (Fetches data that is downloaded, both splits, before the other jobs need it.)"""
     work = init_work(setup)
-    out = cache.file_for(work, ".params")
+    out = cache.file_for(work, engine_for(setup.engine).PARAMS_SUFFIX)
 
     def keep(value: dict) -> None:
         with _io.atomic_path(out) as tmp:  # the record first: parameters in place always have theirs

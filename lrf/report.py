@@ -68,7 +68,7 @@ def write_report(
     run_dir = Path(run_dir)
     files = {"sweep_csv": "sweep.csv", "sweep_plot": "sweep.png"}
     if init_params is not None:
-        files["init_params"] = "init.params"
+        files["init_params"] = "init" + (Path(init_params).suffix or ".params")  # the engine's kind of file
         _io.copy_file(init_params, run_dir / files["init_params"])
     results = [results] if isinstance(results, SweepResult) else list(results)
     chosen = next((i for i, lr in enumerate(selection.picks) if lr == selection.pick_lr), 0)

@@ -19,6 +19,7 @@ from lrf.optimizers import check_in_table
 from lrf.training import engine_jobs
 
 NAME = "mxnet"
+PARAMS_SUFFIX = ".params"  # its parameter files: Block.save_parameters
 NO_GPU_HINT = " (this MXNet is the CPU build, or CUDA sees no GPU)"
 # The device code of MXNet 1.9.1's CUDA wheels, its last (2022): cubins for these and no PTX,
 # read with cuobjdump from every one of the 197 fatbins of mxnet-cu117's libmxnet.so (issue

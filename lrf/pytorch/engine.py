@@ -18,6 +18,7 @@ from lrf.pytorch.params_file import check_fits, check_init_params  # noqa: F401 
 from lrf.training import engine_jobs
 
 NAME = "torch"
+PARAMS_SUFFIX = ".pt"  # its parameter files: torch.save(state_dict)
 NO_GPU_HINT = " (CUDA sees no GPU)"
 # The device code of the locked torch (2.14.1, CUDA 13.0 wheels from PyPI), as
 # torch._C._cuda_getArchFlags() lists it: cubins and no PTX (a test compares them). A GPU runs

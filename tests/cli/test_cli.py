@@ -225,3 +225,28 @@ def test_a_recipe_that_cannot_give_what_to_train_is_one_line_naming_it(tmp_path,
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"recipe={recipe!r}" in err and message in err, err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_find_engine_torch_checks_recommends_and_reuses_its_work(tmp_path, capsys):
+    """``lrf find --engine torch``: the same range test, check and cache on PyTorch's learner."""
+    args = ["find", "--engine", "torch", "--check", "--iterations", "30", "--loader-workers", "0", "--no-progress",
+            "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "first")]) == 0
+    summary = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert summary["setup"]["engine"] == "torch" and summary["recommended_lr"] in summary["candidates"]
+    assert {"init.pt", "sweep.csv", "final_losses.md"} <= {p.name for p in (tmp_path / "first").iterdir()}
+    result = SweepResult.load(tmp_path / "first" / "sweep.csv")
+    assert result.stop_reason is StopReason.DIVERGED and result.lrs[0] < summary["pick"]["lr"] < result.lrs[-1]
+    assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert len(again["reused"]) == 5 and again["final_losses"] == summary["final_losses"]
+
+
+@pytest.mark.parametrize("args, value", [(["--model", "resnet18_v2"], "model='resnet18_v2'"),
+                                         (["--optimizer", "nag"], "optimizer must be one of torch.optim's"),
+                                         (["--data", "cifar10"], "engine='torch' reads")])
+def test_find_engine_torch_refuses_what_torch_cannot_train_with_status_2(tmp_path, capsys, args, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", "--engine", "torch", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert exit_.value.code == 2 and value in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
