@@ -1,6 +1,6 @@
 """The GPU refusal (lrf.gpus, lrf.engine.check_gpu_code) on nvidia-smi's answers for an H100,
-an A100, an L4, a mixed machine and none: what MXNet 1.9.1's CUDA build can run, named in one
-line before any work. The answers are written in nvidia-smi's format for
+an A100, an L4, a V100, a B200, a mixed machine and none: what MXNet 1.9.1's CUDA build and the
+locked torch can run, named in one line before any work. The answers are written in nvidia-smi's format for
 ``--query-gpu=index,uuid,name,compute_cap --format=csv,noheader`` (UUIDs shortened)."""
 
 from __future__ import annotations
@@ -39,8 +39,26 @@ def test_a_hopper_gpu_is_refused_in_one_line_naming_device_gpu_capability_build_
     message = str(refused.value)
     assert "\n" not in message
     for part in ("device='gpu:0'", "NVIDIA H100 80GB HBM3", "compute capability 9.0", "sm_86", "no PTX",
-                 "MXNet 1.9.1", "device='cpu'"):
+                 "MXNet 1.9.1", "device='cpu'", "engine='torch'"):
         assert part in message, (part, message)
+
+
+V100 = "0, GPU-3f9a0d11-2b6c-47e8, Tesla V100-SXM2-16GB, 7.0\n"
+B200 = "0, GPU-7d02e6aa-9c41-4f7b, NVIDIA B200, 10.0\n"
+
+
+@pytest.mark.parametrize("answer", [H100, A100, L4, B200])
+def test_the_gpus_mxnet_cannot_run_on_run_the_torch_engine(answer):
+    check_gpu_code(Setup(device="gpu:0", engine="torch"), engine_for("torch"), visible(parse_query(answer), None))
+
+
+def test_a_gpu_older_than_the_torch_build_is_refused_naming_it():
+    with pytest.raises(ValueError) as refused:
+        check_gpu_code(Setup(device="gpu:0", engine="torch"), engine_for("torch"), visible(parse_query(V100), None))
+    message = str(refused.value)
+    for part in ("Tesla V100-SXM2-16GB", "compute capability 7.0", "sm_75", "torch 2.14", "device='cpu'"):
+        assert part in message, (part, message)
+    _check(V100, "gpu:0")  # which MXNet's build runs (its sm_70 code)
 
 
 def test_the_selected_gpu_is_the_one_checked_through_cuda_visible_devices():
