@@ -43,7 +43,7 @@ BAD = [
     ("batch_size", 5000, "batch_size=5000"),
     ("seed", -1, "seed=-1"),
     ("loader_workers", -1, "loader_workers=-1"),
-    ("engine", "torch", "engine='torch'"),
+    ("engine", "jax", "engine='jax'"),
     ("optimizer", "sgdd", "optimizer='sgdd'"),
     ("optimizer_params", {"learning_rate": 0.1}, "sets the learning rate, which the finder sets itself"),
     ("optimizer_params", {"momentum": 1.0}, "momentum must be in [0, 1)"),
