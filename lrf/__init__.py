@@ -1,7 +1,8 @@
 """lrf: Leslie Smith's learning-rate range test, framework-free at its core.
 
 The core (this package's top level) imports no framework: the MXNet Gluon engine
-lives in :mod:`lrf.gluon`, plotting in :mod:`lrf.plot`, both imported on demand.
+lives in :mod:`lrf.gluon`, the PyTorch one in :mod:`lrf.pytorch`, plotting in
+:mod:`lrf.plot`, each imported on demand.
 The run's configuration, with every default, is :mod:`lrf.config`.
 Usage: ``result = lrf.find(learner)``, then ``lrf.suggest(result, "reference").lr``
 (a runnable example is :func:`lrf.sweep.find`'s).
