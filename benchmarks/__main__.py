@@ -32,6 +32,7 @@ ABOUT = {
     "answer": "7. The recommendation against a grid",
     "spread": "8. How sure is a pick (spread over batch orders)",
     "scale_out": "9. Scale out (jobs on Dask workers)",
+    "engines": "10. The two engines side by side",
 }
 
 

@@ -35,7 +35,8 @@ CIFAR_DATA = f"rec:{CIFAR_TRAIN_REC}"  # Setup picks the reference ResNet-18 v2 
 HARNESS_STARTUP_TIMEOUT = 600
 
 # the order of the suite (and of the combined README)
-NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread", "scale_out")
+NAMES = ("sweep_overhead", "snapshot", "orchestration", "parallel", "data_pipeline", "regret", "answer", "spread", "scale_out",
+         "engines")
 
 
 def cifar_available() -> bool:
@@ -327,8 +328,14 @@ def write_report(report: Report, out_dir: Path) -> None:
     _io.write_text(out_dir / f"{report.name}.md", md)
 
 
+# benchmarks that need one of lrf's optional extras (uv's --extra), by name
+EXTRAS = {"engines": "torch"}
+
+
 def command(quick: bool, only: str | None = None) -> str:
-    cmd = "uv run --locked python -m benchmarks"
+    names = NAMES if only is None else [n.strip() for n in only.split(",")]
+    extras = sorted({EXTRAS[n] for n in names if n in EXTRAS})
+    cmd = "uv run --locked" + "".join(f" --extra {e}" for e in extras) + " python -m benchmarks"
     if quick:
         cmd += " --quick"
     if only:
