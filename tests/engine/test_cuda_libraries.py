@@ -87,4 +87,9 @@ def test_without_mxnet_the_cli_and_the_flow_say_so_in_one_line(tmp_path):
         assert done.returncode == 2, done.stdout + done.stderr
         (last,) = done.stderr.strip().splitlines()[-1:]
         assert "engine='mxnet' needs MXNet, which is not installed" in last and "Traceback" not in done.stderr
+    # nor the torch extra: the torch engine says how to add it
+    done = subprocess.run([str(venv / "bin" / "lrf"), "find", "--engine", "torch", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    (last,) = done.stderr.strip().splitlines()[-1:]
+    assert done.returncode == 2 and "engine='torch' needs torch and torchvision" in last and "--extra torch" in last
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
