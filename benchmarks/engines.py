@@ -120,10 +120,12 @@ def checked_run(spec: dict) -> dict:
     started = time.perf_counter()
     engine_for(setup.engine).warm_up()  # the framework's imports, apart (a worker's warm-up)
     imports = time.perf_counter() - started
+    before = set(sys.modules)
     timed = _TimedStages(in_process_stages(setup, plan, Path(spec["folder"])))
     started = time.perf_counter()
     outcome = run(timed, plan)
     wall = time.perf_counter() - started
+    later = set(sys.modules) - before  # imported by the jobs themselves, after the engine's warm-up
     [sweep] = outcome.sweeps
     candidates = latest_results(outcome.rungs)
     seconds = {c.lr: c.seconds for c in candidates}
@@ -133,10 +135,12 @@ def checked_run(spec: dict) -> dict:
     return {
         "engine": setup.engine, "threads": _threads(setup.engine), "imports": imports, "wall": wall,
         "stages": timed.seconds, "init_params": outcome.init_params,
+        "imported_in_run": sorted(m for m in later if ("." not in m and not m.startswith("_")) or m == "torch._dynamo"),
         "sweep": {"iterations": len(sweep), "stop_reason": sweep.stop_reason.value, "last_lr": sweep.lrs[-1],
                   "curve": _digest(sweep.losses)},
         "selection": outcome.selection.to_dict(), "recommendation": outcome.recommendation.to_dict(),
-        "rows": rows, "candidate_iterations": sum(len(c.losses) for c in candidates),
+        "no_bytecode": os.environ.get("PYTHONDONTWRITEBYTECODE"), "rows": rows,
+        "candidate_iterations": sum(len(c.losses) for c in candidates),
         "candidate_seconds": sum(c.seconds for c in candidates),
     }
 
@@ -245,6 +249,20 @@ def _rate(lr) -> str:
     return "none" if lr is None else f"{_num(lr):.4g}"
 
 
+HEAVY = ("torch._dynamo", "sympy", "triton", "sklearn", "scipy", "pandas")  # named first: the costly imports
+
+
+def _packages(names) -> str:
+    """The packages a run imported after the warm-up: the costly ones by name, the rest counted."""
+    if names is None:
+        return "?"
+    if not names:
+        return "none"
+    heavy = [n for n in HEAVY if n in names]
+    rest = len(names) - len(heavy)
+    return ", ".join(heavy) + (f"{' and ' if heavy else ''}{rest} other{'s' if rest != 1 else ''}" if rest else "")
+
+
 def _per_iteration(sweep: dict) -> float:
     return sweep["seconds"] / sweep["iterations"]
 
@@ -332,12 +350,14 @@ def build_report(quick: bool, raw: dict) -> Report:
             per_iteration[engine] = r["candidate_seconds"] / r["candidate_iterations"]
             stage_rows.append([engine, r["threads"], r["imports"], r["stages"]["initialise"], r["stages"]["sweep"],
                                r["sweep"]["iterations"], r["stages"]["train"], r["candidate_iterations"],
-                               per_iteration[engine] * 1000, r["wall"]])
+                               per_iteration[engine] * 1000, r["wall"], _packages(r.get("imported_in_run"))])
         report.tables.append(Table(
             f"{label}: where the checked run's time went (`lrf.run.run`, jobs in this process; one run per engine)",
             ["engine", "threads", "imports s", "initialise s", "sweep job s", "sweep it.", "candidates s",
-             "candidate it.", "candidate ms/it", "run s (no imports)"], stage_rows,
-            "Imports: the engine's warm-up before the run (in `lrf find --check` they fall in its first job). "
+             "candidate it.", "candidate ms/it", "run s (no warm-up)", "first imported during the run"], stage_rows,
+            "Imports: the engine's warm-up (`warm_up()`, what a Dask worker runs before its first job) before the "
+            "run; in `lrf find --check` they fall in its first job. What the jobs still import on first use (last "
+            "column: top-level packages) falls in the stage that first needs it. "
             "The sweep job and each candidate job open their own learner (data, network, parameters); a "
             "candidate's seconds (its own clock) include that and the held-out evaluation. "
             f"Order this case: {' then '.join(case['order'])}."))
@@ -372,7 +392,8 @@ def build_report(quick: bool, raw: dict) -> Report:
             measure = MEASURE_LABELS.get(rec["measure"], str(rec["measure"]))
             report.tables.append(Table(
                 f"{label}, engine={engine}: the checked run (`lrf find --check`)",
-                ["rank", "lr", "× pick", "iterations", "final loss", f"mean last {CandidatePlan(iterations=case['iterations']).last_k}",
+                ["rank", "lr", "× pick", "iterations", "final loss",
+                 f"mean last {CandidatePlan(iterations=case['iterations']).last_k}",
                  "held-out loss", "held-out accuracy", "seconds", ""], table_rows,
                 f"Sweep: {r['sweep']['iterations']} iterations, stopped: {r['sweep']['stop_reason']}. "
                 f"Rule `{sel['rule']}` picked {_rate(sel['pick']['lr'])}; candidates "
@@ -413,6 +434,14 @@ def build_report(quick: bool, raw: dict) -> Report:
         "iteration (its own engine threads) barely moves with the load. The load average of the run is in the "
         "header: compare rounds only within it.",
     ]
+    if any(r.get("no_bytecode") for c in raw["cases"].values() for r in c["runs"].values()):
+        report.notes.append(
+            "This run had `PYTHONDONTWRITEBYTECODE` set (and no compiled bytecode in the environment): every fresh "
+            "process compiles the sources it imports, so the imports, and the torch jobs' first use of what "
+            "`warm_up()` leaves out (`torch._dynamo`, imported by the first `torch.optim` optimizer; scikit-learn, "
+            "by the first digits load), cost more than where bytecode is cached. The timed sweeps' seconds do not "
+            "include them (their learner is opened before the clock starts), nor do the candidates' (the run's "
+            "earlier jobs imported them already).")
     return report
 
 
