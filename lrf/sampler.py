@@ -16,6 +16,7 @@ from the same seed: Gluon's and PyTorch's ``DataLoader`` both take them as their
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -187,3 +188,35 @@ class _Skipping:
 
     def __bool__(self) -> bool:
         return True
+
+
+def checked_loader_workers(batch_size: int, size: int, loader_workers: int | None) -> int:
+    """The entry check of a batch loader over ``size`` samples, for every engine: ``batch_size``
+    in ``[1, size]``, ``loader_workers`` >= 0 (None: one per CPU core); the workers' count.
+
+    Raises:
+        TypeError / ValueError naming the parameter and the value.
+    """
+    if not _is_int(batch_size):
+        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    if not 1 <= batch_size <= size:
+        raise ValueError(
+            f"batch_size must be between 1 and the data size ({size} samples), "
+            f"got batch_size={batch_size!r}"
+        )
+    if loader_workers is None:
+        loader_workers = os.cpu_count() or 1
+    if not _is_int(loader_workers):
+        raise TypeError(f"loader_workers must be an integer >= 0, got loader_workers={loader_workers!r}")
+    if loader_workers < 0:
+        raise ValueError(f"loader_workers must be >= 0, got loader_workers={loader_workers!r}")
+    return int(loader_workers)
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` if it is a positive integer (an evaluation loader's), else TypeError / ValueError."""
+    if not _is_int(batch_size):
+        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    return int(batch_size)

@@ -45,7 +45,7 @@ from lrf.config import DataSpec, Setup, parse_data_spec
 from lrf.datacheck import IMAGE_SAMPLE, sample_positions
 from lrf.datasets import (CIFAR10_MEAN, CIFAR10_NUM_HOLDOUT, CIFAR10_NUM_TRAIN, CIFAR10_STD, FOLDER_IMAGE_SIZE, DataError, DatasetInfo, digits_splits, rec_files,
                           rec_holdout, rec_summary, validate_data_spec)
-from lrf.sampler import _is_int, seeded_batches
+from lrf.sampler import check_batch_size, checked_loader_workers, seeded_batches
 
 __all__ = [
     "DatasetInfo",
@@ -125,20 +125,8 @@ def make_batch_loader(
         >>> next(batches)[0].shape
         (128, 1, 8, 8)
     """
-    if not _is_int(batch_size):
-        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
     size = len(dataset)
-    if not 1 <= batch_size <= size:
-        raise ValueError(
-            f"batch_size must be between 1 and the data size ({size} samples), "
-            f"got batch_size={batch_size!r}"
-        )
-    if loader_workers is None:
-        loader_workers = os.cpu_count() or 1
-    if not _is_int(loader_workers):
-        raise TypeError(f"loader_workers must be an integer >= 0, got loader_workers={loader_workers!r}")
-    if loader_workers < 0:
-        raise ValueError(f"loader_workers must be >= 0, got loader_workers={loader_workers!r}")
+    loader_workers = checked_loader_workers(batch_size, size, loader_workers)
     batch_sampler = seeded_batches(size, batch_size, seed, start)
     # Worker processes only from a process's main thread: MXNet's DataLoader installs a signal
     # handler when it forks them, which Python allows there alone; a job on a Dask worker runs
@@ -159,10 +147,7 @@ def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
         >>> [x.shape[0] for x, _ in make_eval_loader(dataset, 100)]
         [100, 100, 97]
     """
-    if not _is_int(batch_size):
-        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    batch_size = check_batch_size(batch_size)
     return DataLoader(
         dataset, batch_size=int(batch_size), shuffle=False, last_batch="keep", num_workers=0
     )

@@ -40,7 +40,7 @@ from lrf.config import DataSpec, Setup, parse_data_spec
 from lrf.datacheck import _LENGTH_MASK, IMAGE_SAMPLE, RECORDIO_MAGIC, folder_classes, read_rec_index, sample_positions
 from lrf.datasets import (CIFAR10_MEAN, CIFAR10_STD, FOLDER_IMAGE_SIZE, DataError, DatasetInfo, digits_splits,
                           rec_files, rec_holdout, rec_summary, validate_data_spec)
-from lrf.sampler import _is_int, seeded_batches
+from lrf.sampler import check_batch_size, checked_loader_workers, seeded_batches
 
 __all__ = ["DatasetInfo", "close_loader", "load_dataset", "make_batch_loader", "make_eval_loader"]
 
@@ -112,19 +112,8 @@ def make_batch_loader(
         >>> next(batches)[0].shape
         torch.Size([128, 1, 8, 8])
     """
-    if not _is_int(batch_size):
-        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
     size = len(dataset)
-    if not 1 <= batch_size <= size:
-        raise ValueError(
-            f"batch_size must be between 1 and the data size ({size} samples), got batch_size={batch_size!r}"
-        )
-    if loader_workers is None:
-        loader_workers = os.cpu_count() or 1
-    if not _is_int(loader_workers):
-        raise TypeError(f"loader_workers must be an integer >= 0, got loader_workers={loader_workers!r}")
-    if loader_workers < 0:
-        raise ValueError(f"loader_workers must be >= 0, got loader_workers={loader_workers!r}")
+    loader_workers = checked_loader_workers(batch_size, size, loader_workers)
     batch_sampler = seeded_batches(size, batch_size, seed, start)
     workers = int(loader_workers)
     # Worker processes only where this process may have them. A daemonic process (a Dask
@@ -155,10 +144,7 @@ def make_eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
         >>> [x.shape[0] for x, _ in make_eval_loader(dataset, 100)]
         [100, 100, 97]
     """
-    if not _is_int(batch_size):
-        raise TypeError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
+    batch_size = check_batch_size(batch_size)
     # a generator of its own, as make_batch_loader's: iterating must not draw from the global stream
     return DataLoader(dataset, batch_size=int(batch_size), shuffle=False, drop_last=False, num_workers=0,
                       generator=torch.Generator())
