@@ -130,6 +130,10 @@ def open_learner(setup, init_params=None):
 def warm_up() -> None:
     """Import what every job needs (torch): once per worker, before its first job."""
     import lrf.pytorch.experiment  # noqa: F401
+    # torch.optim imports dynamo at an optimizer's first step, and digits come
+    # through scikit-learn: seconds each, which would land in the first job
+    import sklearn.datasets  # noqa: F401
+    import torch._dynamo  # noqa: F401
 
 
 # the jobs, where they were placed: lrf's loops over this engine's experiment
