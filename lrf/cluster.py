@@ -415,6 +415,18 @@ def send_event(topic: str, event: dict) -> None:
     get_worker().log_event(topic, event)
 
 
+def scratch_folder() -> str | None:
+    """Where a job's temporary files go: its Dask worker's own folder, which Dask removes when
+    the worker stops and, if the worker was killed, when the next one starts there (a job
+    killed with its worker would leave a folder in the system's temporary directory); ``None``
+    (the system's) for a job run by InProcess."""
+    if _HERE:
+        return None
+    from distributed import get_worker
+
+    return get_worker().local_directory
+
+
 def where() -> dict[str, str]:
     """Where a job runs: which worker this is, for where a result ran (its ran_on)."""
     if _HERE:  # a job run by InProcess (a Dask worker never runs one)

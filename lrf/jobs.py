@@ -32,7 +32,7 @@ from lrf import _io
 from lrf.cache import (Unusable, WorkCache, candidate_work, check_params, file_sha256, init_work, read_checked_json,
                        read_or_compute, stamp, sweep_work, write_sidecar)
 from lrf.candidates import CandidateResult, Selection, select
-from lrf.cluster import ClusterRef, InProcess, JobFailed, run_job, send_event, where
+from lrf.cluster import ClusterRef, InProcess, JobFailed, run_job, scratch_folder, send_event, where
 from lrf.config import CandidatePlan, Setup, SweepConfig
 from lrf.engine import DEFAULT_ENGINE, engine_for
 from lrf.execution import lanes
@@ -230,13 +230,13 @@ def work_on_worker(engine: str, job: str, args: dict, inputs: dict[str, bytes], 
     """Run ``engine``'s ``job`` here, where it was placed, with ``inputs`` (files' bytes) in a
     temporary folder; return ``{"text": result JSON or None, "files": {name: bytes}, "said":
     lines, "where": worker}``."""
-    say = _Say(topic)
-    with tempfile.TemporaryDirectory(prefix=f"lrf-{job}-") as folder:
+    say, engine_module = _Say(topic), engine_for(engine)
+    with tempfile.TemporaryDirectory(prefix=f"lrf-{job}-", dir=scratch_folder()) as folder:
         paths = {}
         for key, data in inputs.items():
-            paths[key] = os.path.join(folder, key + ".params")
+            paths[key] = os.path.join(folder, key + engine_module.PARAMS_SUFFIX)
             Path(paths[key]).write_bytes(data)
-        text, files = engine_for(engine).JOBS[job](Setup(**args["setup"]), args, paths, folder, say)
+        text, files = engine_module.JOBS[job](Setup(**args["setup"]), args, paths, folder, say)
         return {"text": text, "files": {key: Path(path).read_bytes() for key, path in files.items()},
                 "said": say.lines, "where": where()}
 

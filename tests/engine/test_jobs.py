@@ -3,7 +3,9 @@ a job whose worker dies run again on another."""
 
 import os
 import signal
+import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -91,6 +93,7 @@ def test_an_error_on_the_worker_is_raised_here_with_its_message(tmp_path, local_
 def test_a_job_whose_worker_is_killed_runs_again_on_another_and_completes(init_params, tmp_path, local_jobs):
     started, outcome = threading.Event(), {}
     watch = jobs.Watch(done=lambda fraction: started.set())
+    left_before = set(Path(tempfile.gettempdir()).glob("lrf-candidate-*"))
 
     def train():
         try:
@@ -102,17 +105,37 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_and_completes(init_p
     thread = threading.Thread(target=train)
     thread.start()
     assert started.wait(120), "the job never reported progress"
-    victim = _worker_pid(local_jobs, "lrf-cpu0")
+    victim, victims_folder = _worker_pid(local_jobs, "lrf-cpu0"), _worker_folder(local_jobs, "lrf-cpu0")
     os.kill(victim, signal.SIGKILL)
     thread.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
     assert len(result.losses) == 150 and result.ran_on == "lrf-cpu1 (cpu)"  # the other worker finished it
     assert len(list(tmp_path.glob("candidate-*.json"))) == 1
+    # the killed job's temporary folder was in its worker's own, which the worker started in
+    # its place removes: nothing is left in the system's temporary directory
+    assert set(Path(tempfile.gettempdir()).glob("lrf-candidate-*")) <= left_before
+    deadline = time.monotonic() + 120
+    while Path(victims_folder).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not Path(victims_folder).exists(), f"the killed worker's folder {victims_folder} was left"
 
 
 def _worker_pid(cluster, name: str) -> int:
-    client = client_for(cluster.address)
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    address = next(addr for addr, info in workers.items() if str(info.get("name")) == name)
-    return client.run(os.getpid, workers=[address])[address]
+    return _on_worker(cluster, name, os.getpid)
+
+
+def _worker_folder(cluster, name: str) -> str:
+    return _on_worker(cluster, name, lambda dask_worker: dask_worker.local_directory)
+
+
+def _on_worker(cluster, name: str, function):
+    client, deadline = client_for(cluster.address), time.monotonic() + 60
+    while True:  # a worker under heavy load may be between a restart and its registration
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        addresses = [addr for addr, info in workers.items() if str(info.get("name")) == name]
+        if addresses or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert addresses, f"no worker named {name} among {[info.get('name') for info in workers.values()]}"
+    return client.run(function, workers=addresses)[addresses[0]]
