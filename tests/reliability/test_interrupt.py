@@ -31,13 +31,14 @@ def _wait_for(path_predicate, timeout=120):
     raise AssertionError("condition never met")
 
 
-@pytest.mark.slow  # two CLI processes importing MXNet
+@pytest.mark.slow  # four CLI processes importing their engine
+@pytest.mark.parametrize("engine", ["mxnet", "torch"])
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
-def test_cli_killed_mid_sweep_leaves_no_output_and_no_temporaries(tmp_path, how):
+def test_cli_killed_mid_sweep_leaves_no_output_and_no_temporaries(tmp_path, how, engine):
     out = tmp_path / "run"
-    # a sweep that cannot diverge and runs for minutes unless stopped
-    child = _start(["-m", "lrf.cli", "find", "--out", str(out), "--loader-workers", "1", "--lr-multiplier", "1.00001",
-                    "--max-iter", "1000000"], ROOT)
+    # a sweep that cannot diverge and runs for minutes unless stopped, with a loader process
+    child = _start(["-m", "lrf.cli", "find", "--engine", engine, "--out", str(out), "--loader-workers", "1",
+                    "--lr-multiplier", "1.00001", "--max-iter", "1000000"], ROOT)
     line = ""
     while "lr sweep" not in line:  # the progress bar is up: the sweep is training
         line = child.stderr.read(64)
