@@ -36,5 +36,12 @@ def check_in_table(name: str, params: dict | None, optimizers: dict[str, tuple[s
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{shown}: {key} is a number")
             if value < low or value > high or (value == high and not closed):
-                bound = f"in [{low:g}, {high:g})" if high != float("inf") else (f">= {low:g}" if low == 0 else "> 0")
-                raise ValueError(f"{shown}: {key} must be {bound}")
+                raise ValueError(f"{shown}: {key} must be {_bound(low, high, closed)}")
+
+
+def _bound(low: float, high: float, closed: bool) -> str:
+    if high == float("inf"):  # a lower bound of 1e-300 stands for "> 0"
+        return "> 0" if 0 < low <= 1e-300 else f">= {low:g}"
+    if low == -float("inf"):
+        return f"<= {high:g}" if closed else f"< {high:g}"
+    return f"in [{low:g}, {high:g}{']' if closed else ')'}"

@@ -64,7 +64,7 @@ OPTIMIZERS = {
     "rmsprop": ("alpha", "eps", "weight_decay", "momentum", "centered"),
     "adagrad": ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
     "adadelta": ("rho", "eps", "weight_decay"), "asgd": ("lambd", "alpha", "t0", "weight_decay"), "rprop": (),
-    "adafactor": ("beta2_decay", "eps", "d", "weight_decay"),
+    "adafactor": ("beta2_decay", "d", "weight_decay"),  # its eps is a pair: left at torch's default
 }
 OPTIMIZER_COMMON = ("maximize",)
 _UNIT = (0.0, 1.0, False)
@@ -73,7 +73,7 @@ OPTIMIZER_RANGES = {
     "momentum": _UNIT, "dampening": (0.0, 1.0, True), "beta1": _UNIT, "beta2": _UNIT, "rho": (0.0, 1.0, True),
     "alpha": _POSITIVE, "eps": _POSITIVE, "weight_decay": _POSITIVE, "lr_decay": _POSITIVE,
     "initial_accumulator_value": _POSITIVE, "momentum_decay": _POSITIVE, "lambd": _POSITIVE, "t0": _POSITIVE,
-    "d": _POSITIVE, "beta2_decay": (-float("inf"), 0.0, True),
+    "d": (1.0, float("inf"), False), "beta2_decay": (-float("inf"), 0.0, True),
 }
 OPTIMIZER_FLAGS = ("nesterov", "amsgrad", "centered", "decoupled_weight_decay", "maximize")
 
@@ -83,6 +83,11 @@ def check_optimizer(name: str, params: dict | None) -> None:
     unless torch.optim has optimizer ``name`` and it takes every argument of ``params``, each
     of the right type and in range (momentum and the betas in [0, 1), weight_decay >= 0, ...)."""
     check_in_table(name, params, OPTIMIZERS, OPTIMIZER_COMMON, OPTIMIZER_RANGES, OPTIMIZER_FLAGS, "torch.optim's")
+    params = params or {}
+    if name == "sgd" and params.get("nesterov") and (params.get("momentum", 0) <= 0 or params.get("dampening", 0) != 0):
+        # torch.optim.SGD's own rule, here so that it is refused before any job runs
+        raise ValueError(f"optimizer_params={params!r}: optimizer='sgd' with nesterov=True needs "
+                         "momentum > 0 and dampening = 0")
 
 
 def model_names() -> list[str]:

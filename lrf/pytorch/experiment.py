@@ -58,13 +58,14 @@ def _network(setup: Setup, recipe: Recipe, info: DatasetInfo, init_params: str |
     net = recipe.network
     if not isinstance(net, nn.Module):
         raise RecipeError(f"recipe={setup.recipe!r}: its network must be a torch.nn.Module, got {type(net).__name__}")
-    try:
-        models.initialise(net, info.image_shape, device, setup.seed, recipe.initializer)
+    try:  # built and drawn on the CPU: a shape error here is the network's, not the device's
+        models.initialise(net, info.image_shape, torch.device("cpu"), setup.seed, recipe.initializer)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0][:300]
         where = f"recipe={setup.recipe!r}: its network" if setup.recipe else f"model={setup.model!r}"
         raise (RecipeError if setup.recipe else ValueError)(
             f"{where} does not fit the data (one input of shape {info.image_shape}): {first}") from None
+    net.to(device)  # the GPU's own errors (out of memory, no code for it) as torch raises them
     if init_params is not None:
         models.load_parameters(net, init_params, device)
     return net, device

@@ -85,21 +85,36 @@ class TorchLearner:
         self.net.zero_grad(set_to_none=True)
 
     def save_state(self, path) -> None:
-        """Write parameters, buffers and optimizer state to ``path`` (one file, atomically), for
-        a training to go on later in another process (:meth:`load_state`)."""
+        """Write parameters, buffers, optimizer state and torch's random state (dropout's masks
+        go on from where they were) to ``path`` (one file, atomically), for a training to go
+        on later in another process (:meth:`load_state`)."""
         from lrf import _io
 
         params, states = self.snapshot()
         with _io.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            torch.save({"net": params, "optimizer": states}, handle)
+            torch.save({"net": params, "optimizer": states, "rng": self._rng_state()}, handle)
 
     def load_state(self, path) -> None:
         """Put back what :meth:`save_state` wrote (the same architecture), bit for bit."""
-        saved = torch.load(path, map_location=self.device, weights_only=True)
+        # to the CPU: the network copies onto its device, and the optimizer moves its state to
+        # each parameter's but keeps Adam's step counters where they are loaded (on a GPU,
+        # reading them back would wait for it at every step)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
         try:
             self.restore((saved["net"], saved["optimizer"]))
         except (KeyError, RuntimeError) as error:
             raise ValueError(f"state file {path} does not fit this network: {error}") from None
+        rng = saved.get("rng", {})
+        if "cpu" in rng:
+            torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def evaluate(self, dataset, batch_size: int) -> tuple[float, float | None]:
         """Mean loss and accuracy of the network on ``dataset``, in inference mode (accuracy:

@@ -47,15 +47,19 @@ def network(name: str, classes: int) -> nn.Module:
 
 def initialise(net: nn.Module, image_shape: tuple[int, ...], device: torch.device, seed: int = Setup.seed,
                initializer=None) -> nn.Module:
-    """Put ``net`` on ``device``, give it its shapes from one input of ``image_shape``, and
-    draw its parameters from ``seed``: each module's ``reset_parameters`` (PyTorch's default),
-    or ``initializer`` applied to every module (``net.apply(initializer)``)."""
-    net.to(device)
+    """Give ``net`` its shapes from one input of ``image_shape``, draw its parameters from
+    ``seed`` (each module's ``reset_parameters``, PyTorch's default, or ``initializer`` applied
+    to every module, ``net.apply(initializer)``), then put it on ``device``.
+
+    Drawn on the CPU, from the CPU's generator, as MXNet's engine does: the same seed gives the
+    same weights on every device (a GPU's generator draws other numbers). Errors of the move
+    to ``device`` (out of memory, no code for the GPU) come from the last line alone."""
+    net.to("cpu")
     torch.manual_seed(seed)
     with torch.no_grad():
         was_training = net.training
         net.eval()  # BatchNorm reads its statistics here, does not move them
-        net(torch.zeros((1, *image_shape), device=device))
+        net(torch.zeros((1, *image_shape)))
         net.train(was_training)
     torch.manual_seed(seed)
     if initializer is not None:
@@ -64,7 +68,7 @@ def initialise(net: nn.Module, image_shape: tuple[int, ...], device: torch.devic
         for module in net.modules():
             if callable(getattr(module, "reset_parameters", None)):
                 module.reset_parameters()
-    return net
+    return net.to(device)
 
 
 def save_parameters(net: nn.Module, path: str | os.PathLike) -> Path:

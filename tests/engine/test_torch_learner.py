@@ -58,8 +58,12 @@ OPTIMIZER_FAMILIES = [
 ]
 
 
-def learner_with(optimizer, params, seed=42):
-    net = initialise(with_batchnorm(), (1, 8, 8), CPU, seed)
+def with_dropout() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+
+
+def learner_with(optimizer, params, seed=42, build=with_batchnorm):
+    net = initialise(build(), (1, 8, 8), CPU, seed)
     return TorchLearner(net, fixed_batches(), CPU, optimizer=make_optimizer(optimizer, net.parameters(), params))
 
 
@@ -125,6 +129,43 @@ def test_a_saved_state_goes_on_in_a_new_learner_as_if_it_never_stopped(tmp_path,
     assert [other.iteration(0.01) for _ in range(4)] == straight
 
 
+def test_a_saved_state_goes_on_with_dropouts_masks_where_they_were(tmp_path):
+    learner = learner_with("sgd", {"momentum": 0.9}, build=with_dropout)
+    for _ in range(3):
+        learner.iteration(0.05)
+    learner.save_state(tmp_path / "state")
+    straight = [learner.iteration(0.05) for _ in range(4)]
+    other = learner_with("sgd", {"momentum": 0.9}, seed=7, build=with_dropout)  # its own draws since
+    other.load_state(tmp_path / "state")
+    assert [other.iteration(0.05) for _ in range(4)] == straight
+
+
+class _Records(nn.Linear):
+    """A layer that notes where its weights are when it is run and when it draws them."""
+
+    def __init__(self):
+        self.seen = []
+        super().__init__(64, 10)
+
+    def reset_parameters(self):
+        self.seen.append(("draw", self.weight.device.type))
+        super().reset_parameters()
+
+    def forward(self, x):
+        self.seen.append(("run", self.weight.device.type))
+        return super().forward(x.flatten(1))
+
+
+def test_a_seed_draws_on_the_cpu_whatever_the_device_the_network_goes_to():
+    """Drawn from the CPU's generator, then moved: a GPU's draws other numbers, so the same seed
+    would give other weights there ("meta", a device without numbers, stands in for a GPU)."""
+    layer = _Records()
+    layer.seen.clear()
+    moved = initialise(layer, (1, 8, 8), torch.device("meta"), 42)
+    assert layer.seen == [("run", "cpu"), ("draw", "cpu")]
+    assert moved.weight.device.type == "meta"
+
+
 def test_same_seed_same_weights_other_seed_other_weights():
     def weights(seed, build=with_batchnorm):
         return initialise(build(), (1, 8, 8), CPU, seed).state_dict()
@@ -152,6 +193,8 @@ def test_the_optimizer_table_is_torch_optims():
             own = (own - {"betas"}) | {"beta1", "beta2"}
         if name == "rprop":
             own -= {"etas", "step_sizes"}  # pairs too, left at torch's defaults
+        if name == "adafactor":
+            own -= {"eps"}  # a pair (eps1, eps2) too
         assert own == set(takes) | set(OPTIMIZER_COMMON), name
 
 
@@ -187,6 +230,11 @@ def test_every_zoo_name_is_a_torchvision_model_that_trains_on_small_images():
     (dict(optimizer_params={"wd": 0.1}), "optimizer_params={'wd': 0.1}: optimizer='sgd' takes momentum, dampening, "
                                          "weight_decay, nesterov, maximize"),
     (dict(optimizer="adam", optimizer_params={"beta1": 1.0}), "beta1 must be in [0, 1)"),
+    (dict(optimizer_params={"nesterov": True}), "optimizer_params={'nesterov': True}: optimizer='sgd' with "
+                                                "nesterov=True needs momentum > 0 and dampening = 0"),
+    (dict(optimizer_params={"nesterov": True, "momentum": 0.9, "dampening": 0.1}), "needs momentum > 0 and dampening"),
+    (dict(optimizer="adafactor", optimizer_params={"d": 0.5}), "d must be >= 1"),
+    (dict(optimizer="adafactor", optimizer_params={"eps": 1e-3}), "optimizer='adafactor' takes beta2_decay, d, "),
     (dict(device="gpu:0"), "device='gpu:0' asks for GPU 0, but this machine has 0 visible GPU(s) (CUDA sees no GPU)"),
 ], ids=lambda v: str(v)[:40])
 def test_the_entry_check_refuses_what_torch_cannot_train_naming_the_parameter(setup, message):
